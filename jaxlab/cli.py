@@ -1,0 +1,56 @@
+"""Shared plumbing of the experiment entrypoints: flags, work directory, clean errors.
+
+    CONFIG = cli.define_flags(__file__)     # --config (locked), --workdir, --overwrite
+    def main(config, workdir): ...
+    if __name__ == "__main__": cli.run_main(main, CONFIG, "eos_weight_decay")
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxlab.config import ConfigError, validate
+from jaxlab.io import WorkdirExistsError, prepare_workdir, write_config
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(entry_file: str):
+    """Define --config (default: experiments/configs/<name>.py), --workdir and --overwrite."""
+    name = os.path.splitext(os.path.basename(entry_file))[0]
+    default = os.path.join(os.path.dirname(os.path.abspath(entry_file)), "configs", f"{name}.py")
+    config = config_flags.DEFINE_config_file("config", default, "Experiment config file (.py with get_config()).",
+                                             lock_config=True)
+    flags.DEFINE_string("workdir", None, "Output directory (default: runs/<experiment>-<time>).")
+    flags.DEFINE_bool("overwrite", False, "Replace results already in --workdir.")
+    return config
+
+
+def default_workdir(name: str) -> str:
+    return os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def run_main(main, config_flag, name: str, resume: bool = False):
+    """Validate the config and the workdir before any compute, then call ``main(config, workdir)``."""
+
+    def _main(argv):
+        logging.set_verbosity(logging.WARNING)  # keep jax's backend probing out of the user's terminal
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        try:
+            config = config_flag.value
+            validate(config)
+            workdir = prepare_workdir(FLAGS.workdir or default_workdir(name), FLAGS.overwrite, resume=resume)
+        except (ConfigError, WorkdirExistsError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        write_config(workdir, config)
+        print(f"[{name}] writing results to {workdir}", file=sys.stderr)
+        main(config, workdir)
+        print(f"[{name}] done: results in {workdir}", file=sys.stderr)
+
+    app.run(_main)

@@ -1,0 +1,75 @@
+"""Attention mixers by name, for the Transformer LM.
+
+Every entry is a Flax module constructed as ``cls(num_heads=H, d_model=D, causal=True, dtype=...)`` with
+``__call__(x: [B, T, D]) -> [B, T, D]``. Register new kinds with ``@register_attention("name")``; the LM picks
+one by ``config.model.attention``. Linear kinds (linear | retention | gla) live in ``attention_linear.py``.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ATTENTION: dict[str, type[nn.Module]] = {}
+
+
+def register_attention(name: str):
+    def deco(cls):
+        ATTENTION[name] = cls
+        return cls
+
+    return deco
+
+
+def rope(x, positions, base: float = 10000.0):
+    """Rotary position embedding. x: [B, T, H, Dh] (Dh even), positions: [T] -> [B, T, H, Dh]."""
+    half = x.shape[-1] // 2
+    freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    angles = positions[:, None].astype(jnp.float32) * freqs[None, :]          # [T, half]
+    sin, cos = jnp.sin(angles)[None, :, None, :], jnp.cos(angles)[None, :, None, :]
+    x1, x2 = x[..., :half].astype(jnp.float32), x[..., half:].astype(jnp.float32)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+    return out.astype(x.dtype)
+
+
+class QKVProjection(nn.Module):
+    """x: [B, T, D] -> q, k, v: [B, T, H, D/H] (no bias, as in most modern LMs)."""
+
+    num_heads: int
+    d_model: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        head_dim = self.d_model // self.num_heads
+        proj = nn.DenseGeneral((3, self.num_heads, head_dim), use_bias=False, dtype=self.dtype, name="qkv")(x)
+        return proj[:, :, 0], proj[:, :, 1], proj[:, :, 2]
+
+
+class OutProjection(nn.Module):
+    """o: [B, T, H, Dh] -> [B, T, D]."""
+
+    d_model: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, o):
+        return nn.DenseGeneral(self.d_model, axis=(-2, -1), use_bias=False, dtype=self.dtype, name="out")(o)
+
+
+@register_attention("softmax")
+class SoftmaxAttention(nn.Module):
+    """Multi-head softmax attention with RoPE, via ``jax.nn.dot_product_attention`` (cuDNN on GPU when it fits)."""
+
+    num_heads: int
+    d_model: int
+    causal: bool = True
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        q, k, v = QKVProjection(self.num_heads, self.d_model, self.dtype)(x)
+        pos = jnp.arange(x.shape[1])
+        q, k = rope(q, pos), rope(k, pos)
+        o = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal)
+        return OutProjection(self.d_model, self.dtype)(o)

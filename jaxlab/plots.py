@@ -1,0 +1,76 @@
+"""PNG plots of run records. Matplotlib with the Agg backend (headless); every function returns the path."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _series(records: Sequence[dict], key: str):
+    pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_curves(runs: Sequence[tuple[str, Sequence[dict]]], keys: Sequence[str], path: str,
+                logy: Sequence[str] = ("train_loss", "test_loss"), title: str = "") -> str:
+    """One panel per metric key, one line per run. runs: [(label, records)]."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, records in runs:
+            xs, ys = _series(records, key)
+            if xs:
+                ax.plot(xs, ys, label=label, lw=1.2)
+        if key in logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=8,
+                   bbox_to_anchor=(0.5, 1.0 + 0.06 * (1 + (len(labels) - 1) // 6)))
+    if title:
+        fig.suptitle(title, y=1.08)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_bands(groups: Sequence[tuple[str, dict]], keys: Sequence[str], path: str,
+               logy: Sequence[str] = ("train_loss", "test_loss"), title: str = "") -> str:
+    """Mean ± std over seeds: one panel per metric key, one line and band per grid point.
+
+    groups: [(label, {key: {"step", "mean", "std", "n"}})], the curves of ``jaxlab.sweep.aggregate.curve``.
+    """
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for i, (label, curves) in enumerate(groups):
+            c = curves.get(key)
+            if c is None or len(c["step"]) == 0:
+                continue
+            color = f"C{i % 10}"
+            ax.plot(c["step"], c["mean"], color=color, lw=1.3, label=label)
+            lo, hi = c["mean"] - c["std"], c["mean"] + c["std"]
+            if key in logy:  # a band reaching below zero cannot be drawn on a log axis
+                lo = [max(v, m * 1e-3) for v, m in zip(lo, c["mean"])]
+            ax.fill_between(c["step"], lo, hi, color=color, alpha=0.25, lw=0)
+        if key in logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"{key} (mean ± std over seeds)", fontsize=9)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+                   bbox_to_anchor=(0.5, 1.0))
+    if title:
+        fig.suptitle(title, y=1.12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,136 @@
+"""The Pallas causal core as one differentiable op: padding, the custom VJP, and the GPU/TPU choice.
+
+This is the one place that picks the kernel family (`_backend`) and its tile sizes (`KernelConfig`);
+the kernel files only build pallas_calls. The VJP calls the backward kernels for dq, dk, dv and dS_0
+and assembles the decay gradient from row sums they emit. With G_t = sum_{r<=t} g_r, as every term of
+the output depends on g only through the pair weights exp(G_t - G_s), dL/dg_r is a sum over the pairs
+(s < r <= t) straddling step r; the kernels emit its pieces (see chunk_math) and `_gate_grad` adds them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from kernels.linear_attention.common import chunk_local_cumsum, matmul_precision, next_pow2, pad_axis, round_up
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelConfig:
+    """Static kernel parameters. backend: 'gpu' (Triton) | 'tpu' (Mosaic). Tile sizes are upper bounds
+    (clipped to the padded head dims); num_warps, num_stages and auto_split only matter on GPU. The
+    defaults are reasoned, not measured: `python -m kernels.bench --tune` sweeps them on a device."""
+
+    backend: str = "gpu"
+    chunk_size: int = 64
+    block_k: int = 64
+    block_v: int = 64
+    num_warps: int = 4
+    num_stages: int = 2
+    auto_split: bool = True          # GPU: narrow the feature blocks when (B, H) alone cannot fill the SMs
+    interpret: bool | str = False     # True: generic interpreter; "tpu": the TPU interpreter (TPU kernels)
+
+    def precision(self, dtype):
+        return matmul_precision(dtype)
+
+    def pad_head_dim(self, d: int) -> int:
+        # Triton tiles are powers of two and dots need >= 16; Mosaic wants the 128-lane layout.
+        return next_pow2(d, 16) if self.backend == "gpu" else round_up(d, 128)
+
+
+def default_config(backend: str, chunk_size: int = 64, interpret: bool | str = False) -> KernelConfig:
+    if backend == "tpu":
+        return KernelConfig("tpu", chunk_size, block_k=128, block_v=128, interpret=interpret)
+    if backend == "gpu":
+        return KernelConfig("gpu", chunk_size, interpret=interpret)
+    raise ValueError(f"unknown Pallas backend {backend!r}; expected 'gpu' or 'tpu'")
+
+
+def _backend(cfg: KernelConfig):
+    # Imported lazily so that neither family's lowering-specific imports are needed by the other.
+    if cfg.backend == "gpu":
+        from kernels.linear_attention import pallas_gpu
+        return pallas_gpu
+    from kernels.linear_attention import pallas_tpu
+    return pallas_tpu
+
+
+def _pad(q, k, v, g, s0, cfg):
+    """Pad T to a chunk multiple (g = 0 there: padded steps leave the state alone) and head dims."""
+    T, Dk, Dv = q.shape[1], q.shape[-1], v.shape[-1]
+    Tp, Dkp, Dvp = round_up(T, cfg.chunk_size), cfg.pad_head_dim(Dk), cfg.pad_head_dim(Dv)
+    q, k = (pad_axis(pad_axis(x, 1, Tp), 3, Dkp) for x in (q, k))
+    v = pad_axis(pad_axis(v, 1, Tp), 3, Dvp)
+    b = None
+    if g is not None:
+        b = chunk_local_cumsum(pad_axis(g, 1, Tp), cfg.chunk_size).transpose(0, 2, 1)  # [B, H, Tp]
+    if s0 is not None:
+        s0 = pad_axis(pad_axis(s0.astype(jnp.float32), 2, Dkp), 3, Dvp)
+    return q, k, v, b, s0
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def causal_core(q, k, v, g, s0, cfg: KernelConfig, want_state: bool):
+    """q (pre-scaled), k: [B, T, H, Dk]; v: [B, T, H, Dv]; g: [B, T, H] float32 or None;
+    s0: [B, H, Dk, Dv] or None -> (o: [B, T, H, Dv], S_T: [B, H, Dk, Dv] float32 or None)."""
+    return _fwd(q, k, v, g, s0, cfg, want_state)[0]
+
+
+def _fwd_rule(q, k, v, g, s0, cfg, want_state):
+    """symbolic_zeros: the primals come wrapped with a `perturbed` bit, so a decay that needs no gradient
+    (a constant retention decay, say) skips the decay-gradient work in the backward kernels."""
+    unwrap = functools.partial(jax.tree.map, lambda p: p.value)
+    out, res = _fwd(*(unwrap(x) for x in (q, k, v, g, s0)), cfg, want_state)
+    gate_grad = g is not None and g.perturbed
+    return out, res + (() if gate_grad else None,)  # a static flag carried as residual structure
+
+
+def _fwd(q, k, v, g, s0, cfg, want_state):
+    B, T, H, Dk = q.shape
+    Dv = v.shape[-1]
+    qp, kp, vp, b, s0p = _pad(q, k, v, g, s0, cfg)
+    o, sT = _backend(cfg).forward(qp, kp, vp, b, s0p, cfg, want_state)
+    o = o[:, :T, :, :Dv]
+    sT = None if sT is None else sT[:, :, :Dk, :Dv]
+    return (o, sT), (q, k, v, g, s0)
+
+
+def _bwd(cfg, want_state, res, cts):
+    q, k, v, g, s0, gate_flag = res
+    do, dsT = cts
+    if isinstance(do, SymbolicZero):
+        do = jnp.zeros(do.shape, do.dtype)
+    if isinstance(dsT, SymbolicZero):  # the final state is not used: no state gradient enters the sweeps
+        dsT = None
+    gate_grad = g is not None and gate_flag is not None
+    T, Dk, Dv = q.shape[1], q.shape[-1], v.shape[-1]
+    qp, kp, vp, b, s0p = _pad(q, k, v, g, s0, cfg)
+    dop = pad_axis(pad_axis(do.astype(v.dtype), 1, qp.shape[1]), 3, vp.shape[-1])
+    dsTp = None
+    if dsT is not None:
+        dsTp = pad_axis(pad_axis(dsT.astype(jnp.float32), 2, qp.shape[-1]), 3, vp.shape[-1])
+    dq, dk, dv, ds0, pair_sums = _backend(cfg).backward(qp, kp, vp, b, s0p, dop, dsTp, cfg, gate_grad)
+    dq, dk, dv = dq[:, :T, :, :Dk], dk[:, :T, :, :Dk], dv[:, :T, :, :Dv]
+    if ds0 is not None:
+        ds0 = ds0[:, :, :Dk, :Dv].astype(s0.dtype)
+    dg = None
+    if gate_grad:
+        dg = _gate_grad(*pair_sums, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
+    return dq, dk, dv, dg, ds0
+
+
+def _gate_grad(rows_q, rows_k, rows_v, C):
+    """dL/dg_r from the kernels' pair sums ([B, H, T] each): rows_v already holds the pairs inside r's
+    chunk and those spanning it; pairs entering from earlier chunks count for steps t >= r of the chunk
+    (rows_q at t), pairs leaving to later chunks for steps s < r (rows_k at s)."""
+    B, H, T = rows_q.shape
+    rq, rk = rows_q.reshape(B, H, T // C, C), rows_k.reshape(B, H, T // C, C)
+    from_before = jax.lax.cumsum(rq, axis=3, reverse=True)
+    to_after = jnp.cumsum(rk, axis=3) - rk
+    return rows_v + (from_before + to_after).reshape(B, H, T)
+
+
+causal_core.defvjp(_fwd_rule, _bwd, symbolic_zeros=True)

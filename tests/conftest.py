@@ -1,0 +1,36 @@
+"""Test-wide JAX settings: rank promotion is an error (catches silent broadcasting bugs)."""
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def x64():
+    """Float64 for derivative/reference tests."""
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # older jax
+        from jax.experimental import enable_x64
+    with enable_x64():
+        yield
+
+
+@pytest.fixture
+def tiny_config():
+    """A seconds-long MNIST-1D run: tanh MLP, full-batch GD, MSE."""
+    from jaxlab.config import base_config
+
+    c = base_config()
+    c.data.num_train = 256
+    c.data.num_test = 128
+    c.model.widths = (32, 32)
+    c.loss.name = "mse"
+    c.optim.lr = 0.05
+    c.train.steps = 40
+    c.train.log_every = 10
+    c.train.progress = False
+    return c

@@ -1,0 +1,80 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxlab.config import ConfigError, validate
+from jaxlab.io import WorkdirExistsError, prepare_workdir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("path,value,match", [
+    ("optim.lr", 0.0, "optim.lr"),
+    ("optim.lr", -1.0, "optim.lr"),
+    ("model.widths", (200, 0), r"model.widths\[1\]"),
+    ("train.batch_size", -4, "train.batch_size"),
+    ("train.steps", 0, "train.steps"),
+    ("model.activation", "tahn", "did you mean 'tanh'"),
+    ("data.name", "mnist", "data.name"),
+    ("loss.name", "l2", "loss.name"),
+    ("optim.weight_decay", -0.1, "optim.weight_decay"),
+])
+def test_bad_values_name_the_key(tiny_config, path, value, match):
+    section, key = path.split(".")
+    with tiny_config.unlocked():
+        tiny_config[section][key] = value
+    with pytest.raises(ConfigError, match=match):
+        validate(tiny_config)
+
+
+def test_unknown_key_is_rejected_with_suggestion(tiny_config):
+    with tiny_config.unlocked():
+        tiny_config.optim.wieght_decay = 0.1
+    with pytest.raises(ConfigError, match="unknown key.*optim.weight_decay"):
+        validate(tiny_config)
+
+
+def test_wrong_type_is_rejected(tiny_config):
+    import ml_collections
+
+    with pytest.raises(TypeError, match="steps"):  # ConfigDict's own type safety
+        tiny_config.train.steps = "many"
+    # A section rebuilt from a plain dict bypasses that; the schema check catches it.
+    tiny_config.train = ml_collections.ConfigDict({**tiny_config.train.to_dict(), "steps": "many"})
+    with pytest.raises(ConfigError, match="train.steps"):
+        validate(tiny_config)
+
+
+def test_batch_larger_than_dataset(tiny_config):
+    from jaxlab.train import run
+
+    tiny_config.train.batch_size = 10_000
+    with pytest.raises(ConfigError, match="train.batch_size=10000"):
+        run(tiny_config, 0)
+
+
+def test_workdir_with_results_is_not_overwritten(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(WorkdirExistsError, match="--overwrite"):
+        prepare_workdir(str(tmp_path))
+    assert (tmp_path / "summary.json").read_text() == "{}"
+    prepare_workdir(str(tmp_path), overwrite=True)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_cli_rejects_bad_override_before_compute(tmp_path):
+    """A bad value fails with the key's name, exit code 2, and writes nothing."""
+    workdir = tmp_path / "w"
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={workdir}", "--config.optim.lr=-0.1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "optim.lr=-0.1" in proc.stderr
+    assert not workdir.exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={workdir}", "--config.optim.wd=0.1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "wd" in proc.stderr
+    assert not workdir.exists()

@@ -1,0 +1,118 @@
+import os
+import pickle
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlab.config import ConfigError, base_config
+from jaxlab.data import get_dataset, mqar, sample_batch
+
+
+def _cfg(**kw):
+    c = base_config().data
+    for k, v in kw.items():
+        c[k] = v
+    return c
+
+
+def test_mnist1d_shapes_standardised_and_deterministic():
+    ds = get_dataset(_cfg(name="mnist1d"))
+    assert ds.x_train.shape == (4000, 40) and ds.x_test.shape == (1000, 40)
+    assert ds.y_train.shape == (4000,) and ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+    assert set(np.unique(ds.y_train)) == set(range(10)) and ds.num_classes == 10
+    np.testing.assert_allclose(ds.x_train.mean(0), 0.0, atol=1e-4)  # per-feature standardisation
+    np.testing.assert_allclose(ds.x_train.std(0), 1.0, atol=1e-3)
+    again = get_dataset(_cfg(name="mnist1d"))
+    np.testing.assert_array_equal(ds.x_train, again.x_train)
+    sub = get_dataset(_cfg(name="mnist1d", num_train=1000, num_test=100))
+    assert sub.x_train.shape == (1000, 40) and sub.x_test.shape == (100, 40)
+    np.testing.assert_array_equal(sub.y_train, ds.y_train[:1000])
+
+
+def test_subset_larger_than_dataset_names_key():
+    with pytest.raises(ConfigError, match="num_train=5000"):
+        get_dataset(_cfg(name="mnist1d", num_train=5000))
+
+
+def test_mqar_queries_recall_their_values():
+    rng = np.random.default_rng(0)
+    x, y = mqar.generate(rng, 16, seq_len=40, vocab_size=32, num_kv=6)
+    assert x.shape == y.shape == (16, 40)
+    for row_x, row_y in zip(x, y):
+        pairs = dict(zip(row_x[0:12:2].tolist(), row_x[1:12:2].tolist()))
+        assert len(pairs) == 6 and all(k < 16 <= v for k, v in pairs.items())
+        queries = np.nonzero(row_y >= 0)[0]
+        assert len(queries) == 6 and queries.min() >= 12
+        for t in queries:
+            assert pairs[int(row_x[t])] == row_y[t]
+        assert sorted(row_x[queries].tolist()) == sorted(pairs)  # each key queried once
+
+
+def test_mqar_rejects_too_short_sequences():
+    with pytest.raises(ConfigError, match="data.seq_len"):
+        get_dataset(_cfg(name="mqar", seq_len=10, num_kv_pairs=8))
+
+
+def test_text_windows_are_next_characters(tmp_path):
+    path = tmp_path / "t.txt"
+    text = "the quick brown fox jumps over the lazy dog. " * 40
+    path.write_text(text)
+    ds = get_dataset(_cfg(name="text", path=str(path), seq_len=16))
+    assert ds.task == "lm" and ds.x_train.shape[1] == 16
+    vocab = ds.meta["vocab"]
+    for x, y in zip(ds.x_train[:5], ds.y_train[:5]):
+        s = "".join(vocab[i] for i in x)
+        t = "".join(vocab[i] for i in y)
+        assert s[1:] == t[:-1] and s in text
+
+
+def test_text_missing_file_names_key(tmp_path):
+    with pytest.raises(ConfigError, match="data.path"):
+        get_dataset(_cfg(name="text", path=str(tmp_path / "nope.txt")))
+
+
+def test_cifar10_from_python_batches(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 20))}
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump(batch, f)
+    ds = get_dataset(_cfg(name="cifar10", path=str(tmp_path)))
+    assert ds.x_train.shape == (100, 32, 32, 3) and ds.x_test.shape == (20, 32, 32, 3)
+    np.testing.assert_allclose(ds.x_train.mean((0, 1, 2)), 0.0, atol=1e-4)
+
+
+def test_cifar10_absent_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAXLAB_CIFAR10", raising=False)
+    with pytest.raises(ConfigError, match="cifar-10-python.tar.gz"):
+        get_dataset(_cfg(name="cifar10", path=str(tmp_path)))
+
+
+def test_batches_are_a_pure_function_of_key_and_step():
+    x = np.arange(50, dtype=np.float32)[:, None]
+    y = np.arange(50, dtype=np.int32)
+    key = jax.random.PRNGKey(3)
+    seen = []
+    for step in range(5):  # one epoch of 5 batches of 10 covers every example once
+        xb, yb = sample_batch(key, step, x, y, 10)
+        xb2, _ = sample_batch(key, step, x, y, 10)
+        np.testing.assert_array_equal(xb, xb2)
+        np.testing.assert_array_equal(np.asarray(xb)[:, 0], np.asarray(yb))
+        seen += np.asarray(yb).tolist()
+    assert sorted(seen) == list(range(50))
+    other, _ = sample_batch(key, 5, x, y, 10)  # the next epoch is another permutation
+    assert not np.array_equal(np.asarray(other), np.asarray(sample_batch(key, 0, x, y, 10)[0]))
+
+
+def test_chunk_permutations_give_the_same_batches():
+    from jaxlab.data.batching import batch_from_permutations, chunk_permutations
+
+    x = np.arange(70, dtype=np.float32)[:, None]
+    y = np.arange(70, dtype=np.int32)
+    key = jax.random.PRNGKey(1)
+    for start, n in [(0, 5), (3, 17), (12, 1), (20, 40)]:  # chunks straddling 0, 1 and many epoch boundaries
+        perms = chunk_permutations(key, start, n, 70, 16)
+        for step in range(start, start + n):
+            np.testing.assert_array_equal(batch_from_permutations(*perms, step, x, y, 16)[1],
+                                          sample_batch(key, step, x, y, 16)[1])
