@@ -221,6 +221,7 @@ class Result:
     state: TrainState
     records: list[dict]
     summary: dict
+    per_step: dict | None = None  # key -> [steps] host array of every optimiser step (sweep(per_step_keys=...))
 
 
 def to_python(tree):

@@ -17,7 +17,7 @@ from jaxlab import data as data_lib
 from jaxlab.config import ConfigError, get_path, validate
 from jaxlab.grid import grid_points, parse_axes, with_overrides
 from jaxlab.io import MetricsWriter, write_json, write_summary
-from jaxlab.optim.vmapped import curvature_keys, final_stats, markdown_table, run_points
+from jaxlab.optim.runs import curvature_keys, final_stats, markdown_table, run_points
 
 METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "param_norm")
 
@@ -75,8 +75,9 @@ def weight_decay_study(config, workdir: str | None = None) -> dict:
     for variant, cfg in configs.items():
         grid = [(lr, 0.0) for lr in lrs] if variant == "none" else [(lr, wd) for lr in lrs for wd in wds]
         scale = config.optim.lr if variant == "independent" else 1.0
-        points = [{"optim.lr": float(lr), "optim.weight_decay": float(wd) * scale} for lr, wd in grid]
-        results = run_points(cfg, points, _seeds(config), dataset, desc=variant)
+        grid_axes = {"optim.lr": [float(lr) for lr in lrs],
+                     "optim.weight_decay": [0.0] if variant == "none" else [float(wd) * scale for wd in wds]}
+        results = run_points(cfg, grid_axes, _seeds(config), dataset, desc=variant)
         for (lr, wd), res in zip(grid, results):
             _write_records(writer, {"optim.wd_variant": variant}, res)
             keys = list(METRICS) + curvature_keys(res.records[0]) + _extra_keys(res.records[0][-1])
@@ -113,7 +114,7 @@ def schedule_study(config, workdir: str | None = None) -> dict:
     ``config.optim.schedule.name`` (run first), following Defazio et al. (2023); it is run last.
     """
     names, axes = _split_axes(config, "optim.schedule.name", ("optim.lr",))
-    points = [{"optim.lr": float(p.get("optim.lr", config.optim.lr))} for p in grid_points(axes)]
+    points = {"optim.lr": [float(p.get("optim.lr", config.optim.lr)) for p in grid_points(axes)]}
     source = config.optim.schedule.name
     if source == "refined":
         raise ConfigError("config.optim.schedule.name='refined': name the schedule to refine from (e.g. 'linear')")

@@ -55,12 +55,15 @@ def _log(msg: str):
 
 def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | None = None, *, workdir=None,
           writer=None, dataset=None, devices: Sequence[jax.Device] | None = None, progress: bool | None = None,
-          keep_states: bool = True, log: Callable[[str], None] | None = _log) -> SweepResult:
+          keep_states: bool = True, per_step_keys: Sequence[str] = (),
+          log: Callable[[str], None] | None = _log) -> SweepResult:
     """Train every (seed, grid point) of ``seeds × axes``; defaults from ``config.sweep`` (seeds from config.seed).
 
     workdir / writer: per-run records to ``metrics.jsonl``, each tagged ``"run": coords``.
     devices: the devices the run axis is split over (default: all).
     keep_states: keep each run's final TrainState (on host) in its Result.
+    per_step_keys: per-step metrics (e.g. "grad_norm", "lr") kept for every optimiser step in ``Result.per_step``,
+      not only at logged steps.
     log: one line per planning decision (None: silent).
     """
     from jaxlab.config import validate
@@ -85,6 +88,7 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
                 datasets[data_key] = dataset if dataset is not None and not any(
                     k.startswith("data.") for k in group.structural) else data_lib.get_dataset(group.config.data)
             info = _run_group(group, datasets[data_key], mesh, writer, progress, keep_states, results, log,
+                              tuple(per_step_keys),
                               f"group {gi + 1}/{len(groups)}" if len(groups) > 1 else "")
             chunks_info.append(info)
     finally:
@@ -98,7 +102,8 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
     return SweepResult(runs=runs, summary=summary)
 
 
-def _run_group(group: Group, dataset, mesh, writer, progress, keep_states, results, log, label: str) -> dict:
+def _run_group(group: Group, dataset, mesh, writer, progress, keep_states, results, log, per_step_keys,
+               label: str) -> dict:
     config = group.config
     trainer = make_train(config, dataset, batched=True)
     fns = BatchedCompiled(trainer, mesh)
@@ -113,14 +118,14 @@ def _run_group(group: Group, dataset, mesh, writer, progress, keep_states, resul
         f"({mesh.size} device(s) × {size // mesh.size}{f', {pad} padding runs masked' if pad else ''})")
     for c in range(num_chunks):
         chunk = group.runs[c * size:(c + 1) * size]
-        _run_chunk(config, trainer, fns, data, chunk, size, writer, progress, keep_states, results,
+        _run_chunk(config, trainer, fns, data, chunk, size, writer, progress, keep_states, results, per_step_keys,
                    desc=f"{where}runs {chunk[0].index + 1}-{chunk[-1].index + 1}")
     return {"structural": group.structural, "runs": len(group.runs), "chunks": num_chunks, "runs_per_chunk": size,
             "padding": pad}
 
 
 def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writer, progress, keep_states,
-               results, desc: str):
+               results, per_step_keys, desc: str):
     """Train ``chunk`` (padded to ``size`` with copies of its first run, whose outputs are dropped)."""
     from jaxlab.grid import with_overrides
     from jaxlab.io import Progress
@@ -133,11 +138,15 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
 
     n = len(chunk)
     records: list[list[dict]] = [[] for _ in range(n)]
+    steps: dict[str, list[np.ndarray]] = {k: [] for k in per_step_keys}  # key -> chunks of [runs, chunk_steps]
     writers = [writer.with_extra({"run": s.coords}) if writer is not None else None for s in chunk]
     show = config.train.progress if progress is None else progress
     bar = Progress(total=config.train.steps, enabled=show, desc=desc)
 
     def on_fetch(step, per_step, rec):
+        for k in steps:
+            if per_step is not None:
+                steps[k].append(np.asarray(per_step[k])[:n])
         for i in range(n):
             r = make_record(step, _take(per_step, i), _take(rec, i))
             records[i].append(r)
@@ -158,7 +167,9 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
         summary = summarize(records[i], run_state, share)
         results[spec.index] = RunResult(spec.coords, Result(config=cfg, seed=spec.seed,
                                                             state=run_state if keep_states else None,
-                                                            records=records[i], summary=summary))
+                                                            records=records[i], summary=summary,
+                                                            per_step={k: np.concatenate(v, axis=1)[i]
+                                                                      for k, v in steps.items()} or None))
 
 
 def _take(tree, i: int):

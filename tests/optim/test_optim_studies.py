@@ -9,7 +9,7 @@ import pytest
 
 from jaxlab.config import ConfigError
 from jaxlab.optim.studies import schedule_study, weight_decay_study
-from jaxlab.optim.vmapped import run_points
+from jaxlab.optim.runs import run_points
 from jaxlab.train import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,10 +19,10 @@ def test_vmapped_runs_equal_separate_runs(tiny_config):
     c = tiny_config
     c.train.steps, c.train.batch_size = 20, 32
     c.optim.name, c.optim.wd_variant = "momentum", "l2"
-    points = [{"optim.lr": 1e-2, "optim.weight_decay": 0.0}, {"optim.lr": 3e-2, "optim.weight_decay": 0.1}]
-    batched = run_points(c, points, seeds=[0, 1])
-    assert [r.point for r in batched] == points
-    for res in batched[1:]:  # the second point: lanes 2 and 3 of the batch
+    batched = run_points(c, {"optim.lr": [1e-2, 3e-2], "optim.weight_decay": [0.0, 0.1]}, seeds=[0, 1])
+    assert [r.point for r in batched] == [{"optim.lr": lr, "optim.weight_decay": wd}
+                                          for lr in (1e-2, 3e-2) for wd in (0.0, 0.1)]
+    for res in batched[3:]:  # the last point: lanes 6 and 7 of the batch
         assert res.per_step["grad_norm"].shape == (2, 20)
         for seed, records in zip(res.seeds, res.records):
             single = run(c, seed, hp=res.point).records
