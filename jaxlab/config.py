@@ -78,7 +78,10 @@ def base_config() -> ConfigDict:
         every=0,               # 0 = off; else measure every k steps (a multiple of train.log_every)
     ))
     c.checkpoint = ConfigDict(dict(
-        every=0,               # 0 = off
+        every=0,               # 0 = off; else save every k steps (a multiple of train.log_every) and the last step
+        keep_last=3,           # retention: the latest N checkpoints (0 = all) ...
+        keep_every=0,          # ... plus every step that is a multiple of this (0 = none): the merge window's interval
+        async_save=True,       # orbax writes in a background thread while training goes on
     ))
     c.sweep = ConfigDict(dict(
         seeds=1,               # seeds config.seed, config.seed + 1, ... for every grid point
@@ -171,6 +174,7 @@ def _import_checkers():
     import jaxlab.models  # noqa: F401
     import jaxlab.train  # noqa: F401
     import jaxlab.sweep  # noqa: F401
+    import jaxlab.checkpoint  # noqa: F401
 
 
 def to_dict(config: ConfigDict) -> dict:
