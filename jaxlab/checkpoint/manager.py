@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 import zlib
 
@@ -42,7 +43,9 @@ def open_manager(directory: str, ckpt_cfg=None, *, read_only: bool = False) -> o
         max_to_keep=keep_last, keep_period=keep_every, create=not read_only,
         enable_async_checkpointing=bool(getattr(ckpt_cfg, "async_save", True)),
         cleanup_tmp_directories=not read_only)  # leftovers of a killed save
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=ITEMS)
+    handlers = {"params": ocp.PyTreeCheckpointHandler(), "train": ocp.PyTreeCheckpointHandler(),
+                "meta": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
 
 
 def host_copy(tree):
@@ -74,13 +77,18 @@ def save(mngr: ocp.CheckpointManager, step: int, host_state, extra_meta: dict | 
     meta = {"step": int(step), **(extra_meta or {}),
             "crc_params": [crc(x) for x in jax.tree.leaves(params)],
             "crc_train": [crc(train[k]) for k in sorted(train)]}
-    mngr.save(int(step), args=ocp.args.Composite(params=ocp.args.StandardSave(params),
-                                                 train=ocp.args.StandardSave(train),
+    mngr.save(int(step), args=ocp.args.Composite(params=ocp.args.PyTreeSave(params),
+                                                 train=ocp.args.PyTreeSave(train),
                                                  meta=ocp.args.JsonSave(meta)), force=True)
 
 
-def _as_numpy(tree):
-    return jax.tree.map(np.asarray, tree)
+def _restore_numpy(mngr, step: int, item: str):
+    """Restore one item as host numpy arrays (never onto an accelerator: merging and resume read on the host)."""
+    tree = mngr.item_metadata(step)[item]
+    tree = getattr(tree, "tree", tree)
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    args = ocp.args.Composite(**{item: ocp.args.PyTreeRestore(restore_args=restore_args)})
+    return mngr.restore(step, args=args)[item]
 
 
 def restore_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
@@ -91,7 +99,7 @@ def restore_params(mngr: ocp.CheckpointManager, step: int, meta: dict | None = N
     """The parameters saved at ``step`` (numpy), checked against their checksums; raises CheckpointError."""
     try:
         meta = meta if meta is not None else restore_meta(mngr, step)
-        params = _as_numpy(mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore())).params)
+        params = _restore_numpy(mngr, step, "params")
     except Exception as e:  # orbax/tensorstore raise many types for a missing or torn file
         raise CheckpointError(f"checkpoint step {step} in {mngr.directory} cannot be read: {e}") from e
     if [crc(x) for x in jax.tree.leaves(params)] != meta.get("crc_params"):
@@ -103,7 +111,7 @@ def restore_raw(mngr: ocp.CheckpointManager, step: int):
     """(params, train dict, meta) at ``step``, verified; raises CheckpointError."""
     try:
         meta = restore_meta(mngr, step)
-        train = _as_numpy(mngr.restore(step, args=ocp.args.Composite(train=ocp.args.StandardRestore())).train)
+        train = _restore_numpy(mngr, step, "train")
     except Exception as e:
         raise CheckpointError(f"checkpoint step {step} in {mngr.directory} cannot be read: {e}") from e
     params = restore_params(mngr, step, meta)
@@ -134,6 +142,16 @@ def _check_shapes(template, state, step):
         if tuple(t.shape) != tuple(np.shape(x)) or np.dtype(t.dtype) != np.asarray(x).dtype:
             raise CheckpointError(f"checkpoint step {step}: {jax.tree_util.keystr(path)} has "
                                   f"{np.asarray(x).dtype}{list(np.shape(x))}, the run expects {t.dtype}{list(t.shape)}")
+
+
+def quarantine(mngr: ocp.CheckpointManager, step: int) -> str:
+    """Move a bad step aside (kept for inspection, invisible to orbax) so the resumed run can write it anew."""
+    src = os.path.join(str(mngr.directory), str(step))
+    dst = f"{src}.corrupt-{int(time.time())}"
+    os.replace(src, dst)
+    mngr.reload()
+    warnings.warn(f"moved the unreadable checkpoint {src} to {dst}", RuntimeWarning, stacklevel=2)
+    return dst
 
 
 def valid_steps(mngr: ocp.CheckpointManager) -> list[int]:

@@ -135,6 +135,8 @@ def resume(mngr, template, metrics_path: str, run_extras: list[dict], total_step
     """(start step, device state or None, [records per run]) for the runs tagged by ``run_extras`` (the extra
     fields their metrics lines carry, e.g. [{"run": coords}, ...]; [{}] for a plain run)."""
     step, host_state, meta = mgr.restore_latest(mngr, template)
+    for bad in [s for s in mngr.all_steps() if step is None or s > step]:
+        mgr.quarantine(mngr, bad)  # newer than the newest valid one: unreadable; the run rewrites that step
     if step is not None and meta.get("total_steps", total_steps) != total_steps:
         raise mgr.CheckpointError(f"{mngr.directory}: checkpoints are of a {meta['total_steps']}-step run, "
                                   f"this run has train.steps={total_steps}; use --overwrite to start over")
@@ -161,9 +163,10 @@ def resume(mngr, template, metrics_path: str, run_extras: list[dict], total_step
     return step, to_device(host_state, template), per_run
 
 
-def run_with_checkpoints(config, seed: int, workdir: str, *, hp=None, dataset=None, progress=None):
+def run_with_checkpoints(config, seed: int, workdir: str, *, hp=None, dataset=None, progress=None, callbacks=()):
     """``jaxlab.train.run`` writing ``workdir/metrics.jsonl`` and, when ``checkpoint.every`` > 0, checkpoints in
-    ``workdir/checkpoints/run``; continues from the newest valid checkpoint there. -> train.Result (all records)."""
+    ``workdir/checkpoints/run``; continues from the newest valid checkpoint there. -> train.Result (all records).
+    callbacks: more ``cb(state, step, records)``, called after the checkpointer."""
     from jaxlab import data as data_lib
     from jaxlab.config import validate
     from jaxlab.io import MetricsWriter
@@ -183,7 +186,7 @@ def run_with_checkpoints(config, seed: int, workdir: str, *, hp=None, dataset=No
     writer = MetricsWriter(workdir)
     t0 = time.perf_counter()
     try:
-        res = run(config, seed, hp=hp, writer=writer, callbacks=[ck] if ck else (), initial_state=state,
+        res = run(config, seed, hp=hp, writer=writer, callbacks=([ck] if ck else []) + list(callbacks), initial_state=state,
                   dataset=dataset, progress=progress)
     except BaseException:
         if ck is not None:
