@@ -237,7 +237,8 @@ def config_mismatch(config, workdir: str) -> str:
     with open(path) as f:
         old = _flatten(json.load(f))
     new = _flatten(_normalise(config.to_dict()))
-    keys = sorted(k for k in set(old) | set(new) if k not in RESUME_FREE and old.get(k) != new.get(k))
+    free = lambda k: k in RESUME_FREE or k.startswith("checkpoint.study.")  # noqa: E731 - post-hoc merges only
+    keys = sorted(k for k in set(old) | set(new) if not free(k) and old.get(k) != new.get(k))
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
 
 
