@@ -175,7 +175,7 @@ def _plot(rows, grid, intervals, path) -> str:
     mean = [r["train_loss"]["mean"] for r in rows]
     a.barh(range(len(rows)), mean, xerr=[r["train_loss"]["std"] for r in rows], color="C0")
     a.set_yticks(range(len(rows)), labels, fontsize=8)
-    a.set_xlim(min(mean) * 0.9, max(mean) * 1.05)
+    a.set_xlim(0, max(m + r["train_loss"]["std"] for m, r in zip(mean, rows)) * 1.05)
     a.invert_yaxis()
     a.set_xlabel("final train loss")
     for i in intervals:
