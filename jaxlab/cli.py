@@ -26,7 +26,9 @@ def define_flags(entry_file: str):
     config = config_flags.DEFINE_config_file("config", default, "Experiment config file (.py with get_config()).",
                                              lock_config=True)
     flags.DEFINE_string("workdir", None, "Output directory (default: runs/<experiment>-<time>).")
-    flags.DEFINE_bool("overwrite", False, "Replace results already in --workdir.")
+    flags.DEFINE_bool("overwrite", False, "Replace results (and checkpoints) already in --workdir.")
+    flags.DEFINE_bool("resume", True, "With config.checkpoint.every > 0, continue from the checkpoints in --workdir "
+                      "(--noresume: refuse a --workdir that holds results).")
     return config
 
 
@@ -34,8 +36,25 @@ def default_workdir(name: str) -> str:
     return os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def run_main(main, config_flag, name: str, resume: bool = False):
-    """Validate the config and the workdir before any compute, then call ``main(config, workdir)``."""
+def _resuming(config, workdir: str, resume: bool | None) -> bool:
+    """Resume when asked (default: --resume) and checkpointing is on and the workdir holds checkpoints, the
+    config being the one they were written with (up to keys that do not change the numbers)."""
+    from jaxlab.checkpoint.resume import has_checkpoints, config_mismatch
+
+    resume = FLAGS.resume if resume is None else resume
+    if not resume or FLAGS.overwrite or not config.checkpoint.every or not has_checkpoints(workdir):
+        return False
+    diff = config_mismatch(config, workdir)
+    if diff:
+        raise ConfigError(f"--workdir={workdir} holds checkpoints of a different config ({diff}); "
+                          f"pass --overwrite to start over or choose another --workdir")
+    return True
+
+
+def run_main(main, config_flag, name: str, resume: bool | None = None):
+    """Validate the config and the workdir before any compute, then call ``main(config, workdir)``.
+
+    resume: continue from the workdir's checkpoints (None: the --resume flag; see :func:`_resuming`)."""
 
     def _main(argv):
         logging.set_verbosity(logging.WARNING)  # keep jax's backend probing out of the user's terminal
@@ -44,12 +63,15 @@ def run_main(main, config_flag, name: str, resume: bool = False):
         try:
             config = config_flag.value
             validate(config)
-            workdir = prepare_workdir(FLAGS.workdir or default_workdir(name), FLAGS.overwrite, resume=resume)
+            workdir = FLAGS.workdir or default_workdir(name)
+            resuming = _resuming(config, os.path.abspath(os.path.expanduser(workdir)), resume)
+            workdir = prepare_workdir(workdir, FLAGS.overwrite, resume=resuming)
         except (ConfigError, WorkdirExistsError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         write_config(workdir, config)
-        print(f"[{name}] writing results to {workdir}", file=sys.stderr)
+        print(f"[{name}] {'resuming from the checkpoints in' if resuming else 'writing results to'} {workdir}",
+              file=sys.stderr)
         main(config, workdir)
         print(f"[{name}] done: results in {workdir}", file=sys.stderr)
 

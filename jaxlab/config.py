@@ -78,7 +78,18 @@ def base_config() -> ConfigDict:
         every=0,               # 0 = off; else measure every k steps (a multiple of train.log_every)
     ))
     c.checkpoint = ConfigDict(dict(
-        every=0,               # 0 = off
+        every=0,               # 0 = off; else save every k steps (a multiple of train.log_every) and the last step
+        keep_last=3,           # retention: the latest N checkpoints (0 = all) ...
+        keep_every=0,          # ... plus every step that is a multiple of this (0 = none): the merge window's interval
+        async_save=True,       # orbax writes in a background thread while training goes on
+        study=ConfigDict(dict( # experiments.wsm only (jaxlab.checkpoint.study): merges made after training
+            schedules="constant,wsd,cosine",   # runs compared at equal budget; constant = warmup-stable (merged)
+            intervals=(20, 40, 80, 160),       # checkpoint intervals I of the merge grid (multiples of every)
+            counts=(2, 3, 5, 9, 17),           # numbers N of merged checkpoints; duration D = (N-1)*I
+            grid_scheme="linear",              # merge scheme of the grid (a WSM shape or uniform)
+            compare_duration=400,              # D of the scheme comparison (all WSM shapes, uniform, EMA)
+            ema_decays=(0.9, 0.97),            # EMA decay per checkpoint, over the whole run
+        )),
     ))
     c.sweep = ConfigDict(dict(
         seeds=1,               # seeds config.seed, config.seed + 1, ... for every grid point
@@ -171,6 +182,7 @@ def _import_checkers():
     import jaxlab.models  # noqa: F401
     import jaxlab.train  # noqa: F401
     import jaxlab.sweep  # noqa: F401
+    import jaxlab.checkpoint  # noqa: F401
 
 
 def to_dict(config: ConfigDict) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 from typing import Iterable
@@ -27,9 +28,10 @@ def prepare_workdir(path: str, overwrite: bool = False, resume: bool = False) ->
         raise WorkdirExistsError(
             f"--workdir={path} already holds results ({', '.join(existing)}). Pass --overwrite to replace them, "
             f"--resume to continue from its checkpoints, or choose another --workdir.")
-    if existing and overwrite and not resume:
+    if overwrite and not resume:
         for f in existing:
             os.remove(os.path.join(path, f))
+        shutil.rmtree(os.path.join(path, "checkpoints"), ignore_errors=True)  # a fresh run's, not these
     os.makedirs(path, exist_ok=True)
     return path
 

@@ -87,9 +87,9 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
             if data_key not in datasets:
                 datasets[data_key] = dataset if dataset is not None and not any(
                     k.startswith("data.") for k in group.structural) else data_lib.get_dataset(group.config.data)
+            ckpt = (workdir, f"g{gi}") if workdir is not None and config.checkpoint.every else None
             info = _run_group(group, datasets[data_key], mesh, writer, progress, keep_states, results, log,
-                              tuple(per_step_keys),
-                              f"group {gi + 1}/{len(groups)}" if len(groups) > 1 else "")
+                              tuple(per_step_keys), f"group {gi + 1}/{len(groups)}" if len(groups) > 1 else "", ckpt)
             chunks_info.append(info)
     finally:
         if own_writer:
@@ -103,7 +103,7 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
 
 
 def _run_group(group: Group, dataset, mesh, writer, progress, keep_states, results, log, per_step_keys,
-               label: str) -> dict:
+               label: str, ckpt=None) -> dict:
     config = group.config
     trainer = make_train(config, dataset, batched=True)
     fns = BatchedCompiled(trainer, mesh)
@@ -119,14 +119,18 @@ def _run_group(group: Group, dataset, mesh, writer, progress, keep_states, resul
     for c in range(num_chunks):
         chunk = group.runs[c * size:(c + 1) * size]
         _run_chunk(config, trainer, fns, data, chunk, size, writer, progress, keep_states, results, per_step_keys,
-                   desc=f"{where}runs {chunk[0].index + 1}-{chunk[-1].index + 1}")
+                   desc=f"{where}runs {chunk[0].index + 1}-{chunk[-1].index + 1}",
+                   ckpt=None if ckpt is None else (ckpt[0], f"{ckpt[1]}c{c}"))
     return {"structural": group.structural, "runs": len(group.runs), "chunks": num_chunks, "runs_per_chunk": size,
             "padding": pad}
 
 
 def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writer, progress, keep_states,
-               results, per_step_keys, desc: str):
-    """Train ``chunk`` (padded to ``size`` with copies of its first run, whose outputs are dropped)."""
+               results, per_step_keys, desc: str, ckpt=None):
+    """Train ``chunk`` (padded to ``size`` with copies of its first run, whose outputs are dropped).
+
+    ckpt: (workdir, tag): checkpoint the chunk's stacked state in workdir/checkpoints/tag, resuming from it
+    (per_step_keys then hold the steps trained in this process only)."""
     from jaxlab.grid import with_overrides
     from jaxlab.io import Progress
 
@@ -139,9 +143,14 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
     n = len(chunk)
     records: list[list[dict]] = [[] for _ in range(n)]
     steps: dict[str, list[np.ndarray]] = {k: [] for k in per_step_keys}  # key -> chunks of [runs, chunk_steps]
+    start, checkpointer = 0, None
+    if ckpt is not None:
+        from jaxlab.checkpoint.resume import resume_chunk
+
+        start, state, records, checkpointer = resume_chunk(config, *ckpt, state, [s.coords for s in chunk])
     writers = [writer.with_extra({"run": s.coords}) if writer is not None else None for s in chunk]
     show = config.train.progress if progress is None else progress
-    bar = Progress(total=config.train.steps, enabled=show, desc=desc)
+    bar = Progress(total=config.train.steps, initial=start, enabled=show, desc=desc)
 
     def on_fetch(step, per_step, rec):
         for k in steps:
@@ -156,7 +165,15 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
             bar.update_to(step, _mean_record(records, step, bar.keys))
 
     t0 = time.perf_counter()
-    state = drive(config, fns, state, hp, data, on_fetch, fetch=fetch)
+    try:
+        state = drive(config, fns, state, hp, data, on_fetch, fetch=fetch, start=start,
+                      callbacks=[checkpointer] if checkpointer else ())
+    except BaseException:
+        if checkpointer is not None:
+            checkpointer.close()
+        raise
+    if checkpointer is not None:
+        checkpointer.finish()
     # Without keep_states only the flags come back to the host (summaries need them), not parameters.
     host_state = fetch(state if keep_states else state.replace(params=None, opt_state=None))
     bar.close()
@@ -168,7 +185,7 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
         results[spec.index] = RunResult(spec.coords, Result(config=cfg, seed=spec.seed,
                                                             state=run_state if keep_states else None,
                                                             records=records[i], summary=summary,
-                                                            per_step={k: np.concatenate(v, axis=1)[i]
+                                                            per_step={k: np.concatenate(v, axis=1)[i] if v else np.zeros(0)
                                                                       for k, v in steps.items()} or None))
 
 
