@@ -60,8 +60,10 @@ def _build():
 
     params, x, y = data(jax.random.PRNGKey(0))
     flat, unravel = ravel_pytree(params)
-    dense = jax.jit(jax.hessian(lambda f: loss_fn(unravel(f), (x, y))))(flat)
+    hessian_at = jax.jit(jax.hessian(lambda f: loss_fn(unravel(f), (x, y))))   # flat θ [n] -> H [n, n]
+    dense = hessian_at(flat)
     evals, evecs = np.linalg.eigh(np.asarray(dense))
     return SimpleNamespace(params=params, batch=(x, y), x=x, y=y, flat=flat, unravel=unravel,
                            H=np.asarray(dense), evals=evals[::-1], evecs=evecs[:, ::-1],
-                           loss=lambda p: loss_fn(p, (x, y)), loss_fn=loss_fn, apply=apply_mlp)
+                           loss=lambda p: loss_fn(p, (x, y)), loss_fn=loss_fn, apply=apply_mlp,
+                           hessian_at=hessian_at, top_at=lambda f: np.linalg.eigvalsh(np.asarray(hessian_at(f)))[-1])
