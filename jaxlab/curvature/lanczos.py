@@ -69,9 +69,13 @@ def lanczos_tridiag(mv: Callable, v: jax.Array, m: int, key: jax.Array):
         b = jnp.linalg.norm(w)
         scale = jnp.maximum(scale, jnp.abs(a) + b)
         broke = b <= tiny * scale
-        # A fresh direction per step without an RNG in the loop (threefry there triples compile time).
-        r = reorth(jnp.roll(restart, i), basis)
-        nxt = jnp.where(broke, r / jnp.linalg.norm(r), w / jnp.where(broke, 1.0, b))
+        # On breakdown a fresh direction orthogonal to the basis (a rolled copy of one random vector: an RNG
+        # call inside the loop triples compile time); lax.cond keeps its cost off the normal path.
+        def fresh(_):
+            r = reorth(jnp.roll(restart, i), basis)
+            return r / jnp.linalg.norm(r)
+
+        nxt = jax.lax.cond(broke, fresh, lambda _: w / jnp.where(broke, 1.0, b), None)
         basis = basis.at[i + 1].set(nxt)
         return basis, alpha.at[i].set(a), beta.at[i].set(jnp.where(broke, 0.0, b)), scale
 

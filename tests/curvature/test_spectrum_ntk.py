@@ -1,6 +1,5 @@
 """Trace, SLQ density, NTK and GGN against dense float64 references on the 5-8-6-3 tanh MLP."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
@@ -8,7 +7,11 @@ from jaxlab.curvature import (ggn_matvec, hutchinson_trace, lanczos, make_hvp, n
                               slq_density)
 from jaxlab.curvature.plots import plot_density
 
-from conftest import mse
+from conftest import apply_mlp, mse
+
+# One program for both NTK tests (scale is traced).
+NTK_TOP3 = jax.jit(lambda p, x, key, scale: ntk_top_eigenvalues(apply_mlp, p, x, key, num_iters=40, k=3,
+                                                                scale=scale)[0])
 
 
 def test_hutchinson_trace_within_three_standard_errors(problem):
@@ -53,8 +56,7 @@ def test_ntk_matches_explicit_jacobian_gram(problem):
     u = np.random.default_rng(2).normal(size=problem.y.shape)
     got = jax.jit(lambda p, u: ntk_matvec(problem.apply, p, problem.x)(u))(problem.params, u)
     np.testing.assert_allclose(np.asarray(got).reshape(-1), K @ np.asarray(u).reshape(-1), rtol=1e-10, atol=1e-12)
-    vals, _ = jax.jit(lambda p, key: ntk_top_eigenvalues(problem.apply, p, problem.x, key, num_iters=40, k=3))(
-        problem.params, jax.random.PRNGKey(3))
+    vals = NTK_TOP3(problem.params, problem.x, jax.random.PRNGKey(3), 1.0)
     np.testing.assert_allclose(np.asarray(vals), np.linalg.eigvalsh(K)[::-1][:3], rtol=1e-6)
 
 
@@ -72,6 +74,5 @@ def test_ggn_matches_dense_and_ntk(problem):
     np.testing.assert_allclose(np.asarray(vals), np.linalg.eigvalsh(G)[::-1][:2], rtol=1e-6)
     # For the mean MSE, H_out = I/N: the GGN's top eigenvalues are the NTK's scaled by 1/N.
     N = problem.x.shape[0]
-    ntk, _ = jax.jit(lambda p, key: ntk_top_eigenvalues(problem.apply, p, problem.x, key, 40, k=2, scale=1.0 / N))(
-        problem.params, jax.random.PRNGKey(6))
-    np.testing.assert_allclose(np.asarray(ntk), np.asarray(vals), rtol=1e-6)
+    ntk = NTK_TOP3(problem.params, problem.x, jax.random.PRNGKey(6), 1.0 / N)
+    np.testing.assert_allclose(np.asarray(ntk[:2]), np.asarray(vals), rtol=1e-6)
