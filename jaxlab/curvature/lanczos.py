@@ -129,7 +129,8 @@ def eigvec(eigvecs: PyTree, i: int) -> PyTree:
 
 def eig_gap(eigvals: jax.Array) -> jax.Array:
     """log(λ1/λ2) from descending eigenvalues [k ≥ 2]: near 0 means λ1 ≈ λ2, so the top eigenvector (and a power
-    iteration's λ1) is unreliable; NaN when λ2 ≤ 0 (no positive second eigenvalue to compare against)."""
+    iteration's λ1) is unreliable; NaN when λ2 ≤ 0 (no positive second eigenvalue to compare against). λ2 converges
+    after λ1, so a short Lanczos run overestimates the gap: check its residuals too."""
     l1, l2 = eigvals[0], eigvals[1]
     return jnp.where((l1 > 0) & (l2 > 0), jnp.log(jnp.abs(l1) / jnp.where(l2 > 0, l2, 1.0)), jnp.nan)
 
