@@ -73,7 +73,7 @@ def lanczos_tridiag(mv: Callable, v: jax.Array, m: int, key: jax.Array):
         # call inside the loop triples compile time); lax.cond keeps its cost off the normal path.
         def fresh(_):
             r = reorth(jnp.roll(restart, i), basis)
-            return r / jnp.linalg.norm(r)
+            return r / jnp.maximum(jnp.linalg.norm(r), jnp.finfo(dtype).tiny)   # r = 0 once the basis spans R^n
 
         nxt = jax.lax.cond(broke, fresh, lambda _: w / jnp.where(broke, 1.0, b), None)
         basis = basis.at[i + 1].set(nxt)
