@@ -27,12 +27,12 @@ def get_config():
     c.optim.lr = 0.1
     c.optim.wd_variant = "decoupled"
     c.optim.wd_mask = "all"
-    c.train.steps = 2000
+    c.train.steps = 2500
     c.train.batch_size = 0
     c.train.log_every = 10
     c.train.eval_every = 100
-    c.curvature.every = 20
+    c.curvature.every = 50
     c.curvature.quantities = ("sharpness", "eig_gap")
     c.curvature.num_iters = 20
-    c.sweep.axes = "optim.lr=0.1,0.2;optim.weight_decay=0,0.001,0.003,0.01"
+    c.sweep.axes = "optim.lr=0.1,0.2;optim.weight_decay=0,0.002,0.005,0.01"
     return c

@@ -13,7 +13,8 @@ Records (scalars per run):
                    sharpness_residual = ‖Hu − λ1u‖/λ1 (Ritz bound: how converged λ1 is)
   eig_gap          eig_2 … eig_k and eig_ratio = λ1/λ2 (close to 1: λ1 is poorly separated, its estimate less reliable)
   trace            hessian_trace, hessian_trace_stderr (Hutchinson)
-  ntk              ntk_max (top eigenvalue of the empirical NTK Gram matrix on the curvature set)
+  ntk              ntk_max: top eigenvalue of the empirical NTK Gram matrix J Jᵀ/N on the curvature set (= the
+                   Gauss–Newton λ1 of a mean MSE, comparable to the sharpness)
   preconditioned   preconditioned_sharpness (Adam: top eigenvalue of P^-1/2 H P^-1/2), preconditioned_threshold
   alignment        align_* cosines of ∇λ1 with the parameters and the gradient
   layer_shares     share/<layer>: each parameter leaf's share of the top eigenvector's squared norm
@@ -117,11 +118,11 @@ def _ntk(ctx):
 
     if ctx["apply_fn"] is None:
         raise ValueError("curvature quantity 'ntk' needs the model's apply_fn: make_tracker(config, loss_fn, apply_fn)")
-    cfg = ctx["config"].curvature
-    out = ntk_top_eigenvalues(ctx["apply_fn"], ctx["params"], ctx["batch"][0], jax.random.fold_in(ctx["key"], 2),
-                              cfg.num_iters, k=1)
-    ev = out[0] if isinstance(out, tuple) else out
-    return {"ntk_max": jnp.reshape(ev, (-1,))[0]}
+    x = ctx["batch"][0]
+    # scale 1/N: the eigenvalue of the Gauss–Newton matrix of a mean-over-examples MSE, comparable to λ1
+    ev, _ = ntk_top_eigenvalues(ctx["apply_fn"], ctx["params"], x, jax.random.fold_in(ctx["key"], 2),
+                                ctx["config"].curvature.num_iters, k=1, scale=1.0 / x.shape[0])
+    return {"ntk_max": ev[0]}
 
 
 @register_quantity("preconditioned")
@@ -132,7 +133,7 @@ def _preconditioned(ctx):
     cfg = ctx["config"]
     if not _uses_preconditioner(cfg.optim):
         return {}
-    P = adam_preconditioner(ctx["opt_state"], ctx["params"], cfg.optim)
+    P = adam_preconditioner(ctx["opt_state"], b2=cfg.optim.b2, eps=cfg.optim.eps)
     ev, _ = lanczos(preconditioned_matvec(ctx["matvec"], P), ctx["params"], jax.random.fold_in(ctx["key"], 3),
                     cfg.curvature.num_iters, k=1)
     return {"preconditioned_sharpness": ev[0]}
@@ -141,20 +142,19 @@ def _preconditioned(ctx):
 @register_quantity("alignment", eigs=True, vectors=True)
 def _alignment(ctx):
     from jaxlab.curvature.alignment import alignment
+    from jaxlab.optim.weight_decay import decay_mask
 
     u = jax.tree.map(lambda x: x[0], ctx["eigvecs"])
-    return {f"align_{k}": v for k, v in alignment(ctx["loss"], ctx["params"], u).items()}
+    mask = decay_mask(ctx["config"].optim.wd_mask)(ctx["params"])  # θ as weight decay moves it
+    return {f"align_{k}": v for k, v in alignment(ctx["loss"], ctx["params"], u, theta_mask=mask).items()}
 
 
 @register_quantity("layer_shares", eigs=True, vectors=True)
 def _layer_shares(ctx):
     from jaxlab.curvature.alignment import layer_shares
-    from jaxlab.optim.weight_decay import path_str
 
     u = jax.tree.map(lambda x: x[0], ctx["eigvecs"])
-    shares = layer_shares(u)
-    flat = jax.tree_util.tree_flatten_with_path(shares)[0]
-    return {f"share/{path_str(p)}": v for p, v in flat}
+    return {f"share/{path}": v for path, v in layer_shares(u).items()}
 
 
 # ------------------------------------------------------------------------------------------------ the hook
