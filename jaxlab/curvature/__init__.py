@@ -1,6 +1,20 @@
-"""Curvature of a loss at given parameters: HVPs, top eigenpairs (Lanczos, power iteration, LOBPCG).
+"""Curvature of a loss at given parameters, matrix-free and jittable.
 
-Functions take a ``loss_fn`` closure and a params pytree and never know the model; all are jittable.
+Functions take a ``loss_fn`` closure (or a matvec built from one) and a params pytree; they never know the model.
+
+    hvp.py             hvp, make_hvp (full batch, chunked, linearised)
+    lanczos.py         lanczos (top-k, full reorthogonalisation), power_iteration, lobpcg_top_k, eig_gap
+    spectrum.py        hutchinson_trace, slq_density (stochastic Lanczos quadrature)
+    ntk.py             ntk_matvec, ntk_top_eigenvalues, ggn_matvec (Gauss–Newton via the same lanczos)
+    preconditioned.py  adam_preconditioner, preconditioned_matvec, preconditioned_sharpness, adam_threshold
+    alignment.py       sharpness_gradient, alignment, layer_shares
+    plots.py           plot_density
 """
+from jaxlab.curvature.alignment import alignment, layer_shares, sharpness_gradient  # noqa: F401
 from jaxlab.curvature.hvp import hvp, make_hvp, tree_norm, tree_vdot  # noqa: F401
-from jaxlab.curvature.lanczos import eig_gap, lanczos, lobpcg_top_k, power_iteration  # noqa: F401
+from jaxlab.curvature.lanczos import (  # noqa: F401
+    eig_gap, eigvec, lanczos, lanczos_tridiag, lobpcg_top_k, power_iteration, tridiag_eigh)
+from jaxlab.curvature.ntk import ggn_matvec, ntk_matvec, ntk_top_eigenvalues  # noqa: F401
+from jaxlab.curvature.preconditioned import (  # noqa: F401
+    adam_preconditioner, adam_threshold, find_adam_state, preconditioned_matvec, preconditioned_sharpness)
+from jaxlab.curvature.spectrum import hutchinson_trace, slq_density, slq_nodes  # noqa: F401

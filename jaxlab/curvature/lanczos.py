@@ -42,6 +42,55 @@ def _start_vector(key, params, v0):
     return ravel_pytree(v0)[0].astype(ravel_pytree(params)[0].dtype)
 
 
+def lanczos_tridiag(mv: Callable, v: jax.Array, m: int, key: jax.Array):
+    """m Lanczos steps of the flat symmetric operator ``mv`` ([n] -> [n]) from ``v`` [n] (normalised here).
+
+    Returns (basis [m+1, n] orthonormal rows, alpha [m], beta [m]): T = tridiag(beta[:-1], alpha, beta[:-1]) is
+    the projection of the operator on span(basis[:m]). Full reorthogonalisation (classical Gram–Schmidt, twice);
+    on breakdown (β ≈ 0: the Krylov space is invariant) β is set to 0 and the iteration continues from a random
+    vector (from ``key``) orthogonal to the basis, so T's eigenvalues remain eigenvalues of the operator.
+    """
+    n, dtype = v.shape[0], v.dtype
+    v = v / jnp.linalg.norm(v)
+    tiny = jnp.finfo(dtype).eps ** 0.75
+    restart = jax.random.normal(key, (n,), dtype)
+
+    def reorth(w, basis):
+        # Rows of basis not yet filled are zero, so one [m+1, n] product serves every step.
+        w = w - basis.T @ (basis @ w)
+        return w - basis.T @ (basis @ w)
+
+    def body(i, carry):
+        basis, alpha, beta, scale = carry
+        vi = basis[i]
+        w = mv(vi)
+        a = jnp.vdot(vi, w)
+        w = reorth(w, basis)
+        b = jnp.linalg.norm(w)
+        scale = jnp.maximum(scale, jnp.abs(a) + b)
+        broke = b <= tiny * scale
+        # On breakdown a fresh direction orthogonal to the basis (a rolled copy of one random vector: an RNG
+        # call inside the loop triples compile time); lax.cond keeps its cost off the normal path.
+        def fresh(_):
+            r = reorth(jnp.roll(restart, i), basis)
+            return r / jnp.maximum(jnp.linalg.norm(r), jnp.finfo(dtype).tiny)   # r = 0 once the basis spans R^n
+
+        nxt = jax.lax.cond(broke, fresh, lambda _: w / jnp.where(broke, 1.0, b), None)
+        basis = basis.at[i + 1].set(nxt)
+        return basis, alpha.at[i].set(a), beta.at[i].set(jnp.where(broke, 0.0, b)), scale
+
+    basis = jnp.zeros((m + 1, n), dtype).at[0].set(v)
+    init = (basis, jnp.zeros(m, dtype), jnp.zeros(m, dtype), jnp.zeros([], dtype))
+    basis, alpha, beta, _ = jax.lax.fori_loop(0, m, body, init)
+    return basis, alpha, beta
+
+
+def tridiag_eigh(alpha: jax.Array, beta: jax.Array):
+    """Eigen-decomposition (ascending θ [m], S [m, m]) of the Lanczos matrix T from alpha [m], beta [m]."""
+    tri = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+    return jnp.linalg.eigh(tri)
+
+
 def lanczos(matvec: Callable, params: PyTree, key: jax.Array, num_iters: int, k: int = 1,
             return_vectors: bool = False, v0: PyTree | None = None, return_residuals: bool = False):
     """Top-k eigenpairs by ``num_iters`` Lanczos steps with full (twice-applied) reorthogonalisation.
@@ -55,41 +104,12 @@ def lanczos(matvec: Callable, params: PyTree, key: jax.Array, num_iters: int, k:
     random vector orthogonal to the basis, so the Ritz values stay eigenvalues of the operator.
     """
     flat, unravel, mv = _flat_operator(matvec, params)
-    n, dtype = flat.shape[0], flat.dtype
-    m = min(int(num_iters), n)
+    m = min(int(num_iters), flat.shape[0])
     if not 1 <= k <= m:
-        raise ValueError(f"lanczos: need 1 <= k={k} <= min(num_iters={num_iters}, n={n})")
+        raise ValueError(f"lanczos: need 1 <= k={k} <= min(num_iters={num_iters}, n={flat.shape[0]})")
     key_start, key_restart = jax.random.split(key)
-    v = _start_vector(key_start, params, v0)
-    v = v / jnp.linalg.norm(v)
-    tiny = jnp.finfo(dtype).eps ** 0.75
-
-    def reorth(w, basis):
-        # Classical Gram–Schmidt twice ("twice is enough"); rows of basis not yet filled are zero.
-        w = w - basis.T @ (basis @ w)
-        return w - basis.T @ (basis @ w)
-
-    def body(i, carry):
-        basis, alpha, beta, scale = carry
-        vi = basis[i]
-        w = mv(vi)
-        a = jnp.vdot(vi, w)
-        w = reorth(w, basis)
-        b = jnp.linalg.norm(w)
-        scale = jnp.maximum(scale, jnp.abs(a) + b)
-        broke = b <= tiny * scale
-        # On breakdown: a random direction orthogonal to the basis, and β = 0 (T splits into blocks).
-        r = reorth(jax.random.normal(jax.random.fold_in(key_restart, i), (n,), dtype), basis)
-        nxt = jnp.where(broke, r / jnp.linalg.norm(r), w / jnp.where(broke, 1.0, b))
-        basis = basis.at[i + 1].set(nxt)
-        return basis, alpha.at[i].set(a), beta.at[i].set(jnp.where(broke, 0.0, b)), scale
-
-    basis = jnp.zeros((m + 1, n), dtype).at[0].set(v)
-    init = (basis, jnp.zeros(m, dtype), jnp.zeros(m, dtype), jnp.zeros([], dtype))
-    basis, alpha, beta, _ = jax.lax.fori_loop(0, m, body, init)
-
-    tri = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-    theta, s = jnp.linalg.eigh(tri)                  # ascending
+    basis, alpha, beta = lanczos_tridiag(mv, _start_vector(key_start, params, v0), m, key_restart)
+    theta, s = tridiag_eigh(alpha, beta)              # ascending
     top = jnp.arange(m - 1, m - 1 - k, -1)
     eigvals = theta[top]
     out = [eigvals, None]
@@ -102,9 +122,15 @@ def lanczos(matvec: Callable, params: PyTree, key: jax.Array, num_iters: int, k:
     return tuple(out)
 
 
+def eigvec(eigvecs: PyTree, i: int) -> PyTree:
+    """The i-th eigenvector (a pytree like params) of a stacked ``eigvecs`` (leading axis k on each leaf)."""
+    return jax.tree.map(lambda a: a[i], eigvecs)
+
+
 def eig_gap(eigvals: jax.Array) -> jax.Array:
     """log(λ1/λ2) from descending eigenvalues [k ≥ 2]: near 0 means λ1 ≈ λ2, so the top eigenvector (and a power
-    iteration's λ1) is unreliable; NaN when λ2 ≤ 0 (no positive second eigenvalue to compare against)."""
+    iteration's λ1) is unreliable; NaN when λ2 ≤ 0 (no positive second eigenvalue to compare against). λ2 converges
+    after λ1, so a short Lanczos run overestimates the gap: check its residuals too."""
     l1, l2 = eigvals[0], eigvals[1]
     return jnp.where((l1 > 0) & (l2 > 0), jnp.log(jnp.abs(l1) / jnp.where(l2 > 0, l2, 1.0)), jnp.nan)
 
