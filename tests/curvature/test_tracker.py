@@ -151,3 +151,42 @@ def test_tiny_eos_run_writes_sharpness_and_threshold(tmp_path):
         np.testing.assert_allclose(row["final_sharpness"], final["sharpness"], rtol=1e-4)
     for name in ("eos_sharpness.png", "eos_loss.png", "loss_curves.png"):
         assert os.path.getsize(os.path.join(workdir, name)) > 1000
+
+
+def test_every_quantity_with_adam(x64):
+    """All registered quantities in one jitted measure after 3 Adam steps: the threshold is Adam's 38/η on the
+    preconditioned sharpness (dense P^-1/2 H P^-1/2), layer shares sum to 1, the trace is within 4 standard errors
+    of the dense trace, and ntk_max is the dense GGN's top eigenvalue (= (1/N) J Jᵀ for MSE)."""
+    from jaxlab.curvature.preconditioned import adam_preconditioner
+    from jaxlab.curvature.tracker import QUANTITIES
+
+    config = small_config()
+    config.optim.name, config.optim.lr = "adam", 0.01
+    config.curvature.quantities = tuple(QUANTITIES)
+    config.curvature.trace_samples = 200
+    validate(config)
+    ds = data_lib.get_dataset(config.data)
+    trainer = make_train(config, ds)
+    hp = {k: jnp.float64(v) for k, v in trainer.default_hp().items()}
+    f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
+    data = f64(trainer.device_data(ds))
+    state = trainer.init(jax.random.PRNGKey(0), hp)
+    state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
+    for _ in range(3):
+        state, _ = trainer.step(state, hp, data)
+    rec = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
+    batch = (data["x_curv"], data["y_curv"])
+    flat, unravel = ravel_pytree(state.params)
+    H = np.asarray(jax.hessian(lambda f: trainer.loss_fn(unravel(f), batch))(flat))
+    p = np.asarray(ravel_pytree(adam_preconditioner(state.opt_state, b2=0.999, eps=1e-8))[0])
+    pre = np.linalg.eigvalsh(H / np.sqrt(np.outer(p, p)))[-1]
+    np.testing.assert_allclose(float(rec["sharpness"]), np.linalg.eigvalsh(H)[-1], rtol=1e-6)
+    np.testing.assert_allclose(float(rec["preconditioned_sharpness"]), pre, rtol=1e-6)
+    np.testing.assert_allclose(float(rec["eos_threshold"]), 38 / 0.01, rtol=1e-9)
+    np.testing.assert_allclose(float(rec["sharpness_ratio"]), pre * 0.01 / 38, rtol=1e-6)
+    shares = [float(v) for k, v in rec.items() if k.startswith("share/")]
+    assert len(shares) == 4 and abs(sum(shares) - 1) < 1e-9
+    assert abs(float(rec["hessian_trace"]) - np.trace(H)) < 4 * float(rec["hessian_trace_stderr"])
+    J = jax.jacobian(lambda f: trainer.apply(unravel(f), batch[0]).reshape(-1))(flat)
+    np.testing.assert_allclose(float(rec["ntk_max"]), np.linalg.eigvalsh(np.asarray(J @ J.T))[-1] / 64, rtol=1e-6)
+    assert all(np.isfinite(float(v)) for k, v in rec.items() if k.startswith("align_"))
