@@ -34,14 +34,13 @@ slot in TrainState.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
 from jaxlab.config import register_check, require, require_choice
 
-PyTree = Any
 
 # name -> (function(ctx) -> dict of scalars, needs Lanczos eigenvalues, needs eigenvectors)
 QUANTITIES: dict[str, tuple[Callable[[dict], dict], bool, bool]] = {}
