@@ -1,13 +1,14 @@
 """Edge of stability and weight decay (full-batch GD). Config: experiments/configs/eos_weight_decay.py."""
 from jaxlab import cli
-from jaxlab.experiment import run_grid, write_grid_outputs
+from jaxlab.curvature.eos import write_eos_outputs
+from jaxlab.experiment import run_grid
 
 CONFIG = cli.define_flags(__file__)
 
 
 def main(config, workdir):
     results = run_grid(config, workdir)
-    write_grid_outputs(results, workdir)
+    write_eos_outputs(results, config, workdir)
 
 
 if __name__ == "__main__":

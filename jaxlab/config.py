@@ -76,6 +76,15 @@ def base_config() -> ConfigDict:
 
     c.curvature = ConfigDict(dict(
         every=0,               # 0 = off; else measure every k steps (a multiple of train.log_every)
+        # what to record, names of jaxlab.curvature.tracker.QUANTITIES: sharpness | eig_gap | trace | ntk |
+        # preconditioned | alignment | layer_shares (adam adds preconditioned to sharpness by itself)
+        quantities=("sharpness",),
+        num_examples=0,        # curvature set: the first n evaluation examples; 0 = the whole evaluation set
+        num_iters=20,          # Lanczos iterations (full reorthogonalisation) per measurement
+        k=1,                   # top-k Hessian eigenvalues (eig_gap needs 2)
+        chunk_size=0,          # examples per HVP pass (bounds activation memory); 0 = the whole set at once
+        trace_samples=10,      # Hutchinson probe vectors for "trace"
+        seed=0,                # the Lanczos start vector's key (the same at every measurement: deterministic)
     ))
     c.checkpoint = ConfigDict(dict(
         every=0,               # 0 = off; else save every k steps (a multiple of train.log_every) and the last step
@@ -183,6 +192,7 @@ def _import_checkers():
     import jaxlab.train  # noqa: F401
     import jaxlab.sweep  # noqa: F401
     import jaxlab.checkpoint  # noqa: F401
+    import jaxlab.curvature.tracker  # noqa: F401
 
 
 def to_dict(config: ConfigDict) -> dict:

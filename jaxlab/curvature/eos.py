@@ -1,0 +1,233 @@
+"""Edge-of-stability analysis of tracked runs: per-run summary numbers, the classic EoS plot, and tracking cost.
+
+    summary = eos_summary(results, config)              # per run: sharpness vs threshold, sharpening, oscillations
+    eos_plots(results, config, workdir)                 # eos_sharpness.png, eos_loss.png
+    cost = curvature_cost(config)                       # {"curvature_time_fraction": ..., ...}
+
+Inputs are records as ``jaxlab.train.run`` writes them: dicts with "step" and, at curvature steps, "sharpness",
+"eos_threshold" and "sharpness_ratio" (see :mod:`jaxlab.curvature.tracker`). Everything here is host-side numpy.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Sequence
+
+import numpy as np
+
+LR, WD = "optim.lr", "optim.weight_decay"
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _r(x, digits: int = 5):
+    return None if x is None or not math.isfinite(x) else float(f"{x:.{digits}g}")
+
+
+def alive_records(records: Sequence[dict], summary: dict | None = None) -> list[dict]:
+    """The records before a run's divergence step (a diverged run's frozen values say nothing about it)."""
+    if summary and summary.get("diverged"):
+        return [r for r in records if r["step"] < summary.get("diverged_step", 0)]
+    return list(records)
+
+
+def eos_run_summary(records: Sequence[dict], reach: float = 0.9) -> dict:
+    """Sharpness against the stability threshold for one run.
+
+    records: [{"step", "sharpness", "eos_threshold", "sharpness_ratio", "train_loss", ...}] in step order.
+    Returns (None where undefined):
+      threshold                 the last recorded threshold (2/η for GD)
+      initial_sharpness, final_sharpness, final_ratio            ratio = sharpness/threshold
+      last_quarter_sharpness, last_quarter_ratio                 means over records with step ≥ 3/4 of the last
+      max_ratio                 the largest ratio seen
+      steps_to_reach            first step with ratio ≥ reach (0.9), None if never: the time progressive sharpening
+                                takes to bring λ1 to the threshold
+      sharpening_rate           (ratio at steps_to_reach, or at the end) − (smallest ratio before it), per 1000
+                                steps between the two: how fast the top eigenvalue climbs towards the threshold
+      ratio_std_last_half       std of the ratio over the last half: amplitude of sharpness around the threshold
+      ratio_dev_last_half       mean |ratio − 1| over the last half
+      loss_increase_frac        fraction of consecutive records (last half) where train_loss went up
+      loss_osc_last_half        mean |Δ log train_loss| between consecutive records (last half)
+    Loss measures compare consecutive *records* (every train.log_every steps): with log_every = 1 they are per step.
+    """
+    curv = [r for r in records if _finite(r.get("sharpness"))]
+    out: dict = {"num_measurements": len(curv)}
+    if not curv:
+        return out
+    steps = np.asarray([r["step"] for r in curv], np.float64)
+    lam = np.asarray([r["sharpness"] for r in curv], np.float64)
+    ratio = np.asarray([r.get("sharpness_ratio", math.nan) for r in curv], np.float64)
+    last = steps[-1]
+    q4, h2 = steps >= 0.75 * last, steps >= 0.5 * last
+    thr = curv[-1].get("eos_threshold")
+    out.update(threshold=_r(thr), initial_sharpness=_r(lam[0]), final_sharpness=_r(lam[-1]), final_ratio=_r(ratio[-1]),
+               last_quarter_sharpness=_r(lam[q4].mean()), last_quarter_ratio=_r(ratio[q4].mean()),
+               max_ratio=_r(np.nanmax(ratio)) if np.isfinite(ratio).any() else None)
+    hit = np.nonzero(ratio >= reach)[0]
+    end = int(hit[0]) if hit.size else len(ratio) - 1
+    out["steps_to_reach"] = int(steps[end]) if hit.size else None
+    start = int(np.argmin(ratio[: end + 1]))
+    dt = steps[end] - steps[start]
+    out["sharpening_rate"] = _r(1000.0 * (ratio[end] - ratio[start]) / dt) if dt > 0 else None
+    out["ratio_std_last_half"] = _r(ratio[h2].std())
+    out["ratio_dev_last_half"] = _r(np.abs(ratio[h2] - 1.0).mean())
+    loss = np.asarray([r["train_loss"] for r in records if r["step"] >= 0.5 * last and _finite(r.get("train_loss"))])
+    if loss.size > 1 and (loss > 0).all():
+        d = np.diff(loss)
+        out["loss_increase_frac"] = _r(float((d > 0).mean()))
+        out["loss_osc_last_half"] = _r(float(np.abs(np.diff(np.log(loss))).mean()))
+    return out
+
+
+def _coord(r, config, path: str):
+    if path in r.coords:
+        return r.coords[path]
+    section, key = path.split(".")
+    return config[section][key]
+
+
+def eos_summary(results, config, reach: float = 0.9) -> dict:
+    """{"eos": [per run: seed, lr, weight_decay, diverged + eos_run_summary]} for a sweep's RunResults."""
+    rows = []
+    for r in results:
+        s = r.result.summary
+        row = {"seed": r.coords.get("seed"), "lr": _coord(r, config, LR), "weight_decay": _coord(r, config, WD),
+               **{k: v for k, v in r.coords.items() if k not in ("seed", LR, WD)},
+               "diverged": bool(s.get("diverged"))}
+        row.update(eos_run_summary(alive_records(r.result.records, s), reach))
+        rows.append(row)
+    return {"eos": rows}
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """The per-run numbers as a fixed-width text table (what the experiment prints)."""
+    cols = [("lr", "lr"), ("weight_decay", "wd"), ("seed", "seed"), ("threshold", "2/lr"),
+            ("last_quarter_sharpness", "λ1 last¼"), ("last_quarter_ratio", "λ1/(2/η) last¼"), ("final_ratio", "final"),
+            ("steps_to_reach", "steps→90%"), ("ratio_std_last_half", "osc(λ1)"), ("loss_increase_frac", "loss↑frac"),
+            ("loss_osc_last_half", "|Δlog L|")]
+    fmt = lambda v: "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+    table = [[h for _, h in cols]] + [[fmt(row.get(k)) for k, _ in cols] for row in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(t, widths)) for t in table)
+
+
+# ------------------------------------------------------------------------------------------------ plots
+
+def _panels(results, config):
+    """[(weight_decay, [(lr, seed, records)])] in the sweep's order."""
+    groups: dict = {}
+    for r in results:
+        wd = _coord(r, config, WD)
+        groups.setdefault(wd, []).append((_coord(r, config, LR), r.coords.get("seed"),
+                                          alive_records(r.result.records, r.result.summary)))
+    return list(groups.items())
+
+
+def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = False, title: str = "") -> str:
+    """One panel per weight decay; per lr a line of ``key`` vs step (one colour per lr, every seed) and, for
+    key = "sharpness", the dashed threshold (2/η for GD) in the same colour."""
+    from jaxlab.plots import plt
+
+    panels = _panels(results, config)
+    lrs = sorted({lr for _, runs in panels for lr, _, _ in runs})
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
+    for ax, (wd, runs) in zip(axes[0], panels):
+        drawn = set()
+        for lr, seed, recs in runs:
+            color = f"C{lrs.index(lr) % 10}"
+            pts = [(r["step"], r[key]) for r in recs if _finite(r.get(key))]
+            if pts:
+                ax.plot(*zip(*pts), color=color, lw=1.1, label=None if lr in drawn else f"η={lr:g}")
+            thr = [r["eos_threshold"] for r in recs if _finite(r.get("eos_threshold"))]
+            if key == "sharpness" and thr and lr not in drawn:
+                ax.axhline(thr[-1], color=color, ls="--", lw=1.0)
+            drawn.add(lr)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(f"weight decay {wd:g}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("sharpness λ1 (dashed: 2/η)" if key == "sharpness" else key)
+    axes[0][-1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
+    """eos_sharpness.png (the classic EoS plot) and eos_loss.png (train loss, same layout)."""
+    return [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), title=title),
+            plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True, title=title)]
+
+
+# ------------------------------------------------------------------------------------------------ cost
+
+def _median_time(fn, reps: int) -> float:
+    fn()  # compile
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def curvature_cost(config, dataset=None, reps: int = 3) -> dict:
+    """Time of curvature tracking against training for one run of ``config`` (jitted, median of reps).
+
+    Times one chunk of train.log_every steps, a measurement without and with curvature; the fraction is
+      n_curv · (t_measure_curv − t_measure) / (steps/log_every · t_chunk + n_curv · (t_measure_curv − t_measure))
+    with n_curv the measurements a run makes. A vmapped sweep batches runs in both, so the one-run ratio stands
+    for the sweep's.
+    """
+    import jax
+
+    from jaxlab import data as data_lib
+    from jaxlab.train import Compiled, make_train
+
+    dataset = dataset if dataset is not None else data_lib.get_dataset(config.data)
+    trainer = make_train(config, dataset)
+    fns = Compiled(trainer)
+    hp = {k: jax.numpy.float32(v) for k, v in trainer.default_hp().items()}
+    data = trainer.device_data(dataset)
+    state = fns.init(jax.random.PRNGKey(0), hp)
+    n = config.train.log_every
+    advance = jax.jit(trainer.advance, static_argnames="num_steps")  # not donated: the state is reused
+    block = jax.block_until_ready
+    t_chunk = _median_time(lambda: block(advance(state, hp, data, num_steps=n)), reps)
+    t_plain = _median_time(lambda: block(fns.measure(state, hp, data, test=False, curvature=False)), reps)
+    t_curv = _median_time(lambda: block(fns.measure(state, hp, data, test=False, curvature=True)), reps)
+    steps, every = config.train.steps, config.curvature.every
+    n_curv = (steps // every + 1 + (steps % every != 0)) if every else 0
+    extra = max(t_curv - t_plain, 0.0)
+    train = steps / n * t_chunk
+    return {"curvature_time_fraction": _r(n_curv * extra / (train + n_curv * extra), 3),
+            "curvature_s_per_measurement": _r(extra, 3), "train_s_per_step": _r(t_chunk / n, 3),
+            "curvature_measurements_per_run": n_curv,
+            "curvature_cost_in_steps": _r(extra / (t_chunk / n), 3)}
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+def write_eos_outputs(results, config, workdir: str, print_table: bool = True) -> dict:
+    """The experiment's outputs: summary.json (grid summary + "eos" per run + tracking cost), eos_sharpness.png,
+    eos_loss.png, loss_curves.png and loss_bands.png; prints the per-run table. Returns the summary."""
+    from jaxlab.experiment import write_grid_outputs
+
+    eos = eos_summary(results, config)
+    cost = curvature_cost(config) if config.curvature.every else {}
+    eos_plots(results, config, workdir, title=f"{config.model.name}: sharpness vs 2/η per weight decay")
+    summary = write_grid_outputs(results, workdir, extra_summary={**eos, **cost},
+                                 keys=("train_loss", "sharpness", "test_accuracy"))
+    if print_table:
+        print(format_table(eos["eos"]))
+        if cost:
+            print(f"curvature tracking: {cost['curvature_time_fraction']:.1%} of the time "
+                  f"({cost['curvature_cost_in_steps']:.3g} training steps per measurement)")
+    return summary

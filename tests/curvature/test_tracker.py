@@ -1,0 +1,192 @@
+"""Curvature tracking: the tracker inside Trainer.measure against a dense float64 Hessian, its config checks, the
+EoS summary numbers on synthetic records (closed forms), and a tiny end-to-end eos_weight_decay run."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from jaxlab import data as data_lib
+from jaxlab.config import ConfigError, base_config, validate
+from jaxlab.curvature.eos import eos_run_summary, write_eos_outputs
+from jaxlab.curvature.tracker import make_tracker
+from jaxlab.experiment import run_grid
+from jaxlab.train import make_train
+
+
+def small_config():
+    """Tanh MLP 40-6-10 (316 parameters) on 64 MNIST-1D examples, full-batch GD, MSE."""
+    c = base_config()
+    c.data.num_train, c.data.num_test = 64, 32
+    c.model.widths = (6,)
+    c.model.activation = "tanh"
+    c.loss.name = "mse"
+    c.optim.lr = 0.05
+    c.train.steps, c.train.log_every = 20, 10
+    c.train.progress = False
+    c.curvature.every = 10
+    c.curvature.num_iters = 80
+    c.curvature.k = 3
+    c.curvature.quantities = ("sharpness", "eig_gap")
+    return c
+
+
+def dense_eigvalsh(trainer, params, batch):
+    flat, unravel = ravel_pytree(params)
+    H = jax.hessian(lambda f: trainer.loss_fn(unravel(f), batch))(flat)
+    return np.linalg.eigvalsh(np.asarray(H))[::-1]
+
+
+def test_tracker_in_measure_matches_dense_hessian(x64):
+    config = small_config()
+    validate(config)
+    ds = data_lib.get_dataset(config.data)
+    trainer = make_train(config, ds)
+    hp = {k: jnp.float64(v) for k, v in trainer.default_hp().items()}
+    state = trainer.init(jax.random.PRNGKey(0), hp)
+    f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
+    state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
+    data = f64(trainer.device_data(ds))
+    rec = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
+    want = dense_eigvalsh(trainer, state.params, (data["x_curv"], data["y_curv"]))
+    assert rec["sharpness"].dtype == jnp.float64
+    np.testing.assert_allclose(float(rec["sharpness"]), want[0], rtol=1e-6)
+    np.testing.assert_allclose([float(rec["eig_2"]), float(rec["eig_3"])], want[1:3], rtol=1e-6)
+    np.testing.assert_allclose(float(rec["eig_ratio"]), want[0] / want[1], rtol=1e-6)
+    np.testing.assert_allclose(float(rec["eos_threshold"]), 2 / 0.05, rtol=1e-12)
+    np.testing.assert_allclose(float(rec["sharpness_ratio"]), want[0] * 0.05 / 2, rtol=1e-6)
+    assert float(rec["sharpness_residual"]) < 1e-6
+    # chunked HVPs (remainder chunk included) give the same λ1
+    config.curvature.chunk_size = 24
+    measure = jax.jit(make_tracker(config, trainer.loss_fn))
+    got = measure(state.params, state.opt_state, 0.05, (data["x_curv"], data["y_curv"]))
+    np.testing.assert_allclose(float(got["sharpness"]), want[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,momentum,nesterov,want", [
+    ("sgd", 0.9, False, 2 / 0.1),
+    ("momentum", 0.9, False, (2 + 2 * 0.9) / 0.1),
+    ("momentum", 0.5, True, (2 + 2 * 0.5) / ((1 + 2 * 0.5) * 0.1)),
+])
+def test_threshold_per_optimiser(name, momentum, nesterov, want):
+    config = small_config()
+    config.optim.name, config.optim.momentum, config.optim.nesterov = name, momentum, nesterov
+    config.curvature.quantities, config.curvature.num_iters = ("sharpness",), 5
+    # a quadratic loss ½ θᵀAθ: λ1 = 3 exactly
+    A = jnp.diag(jnp.array([3.0, 1.0, 0.5]))
+    measure = make_tracker(config, lambda p, batch: 0.5 * p["w"] @ A @ p["w"])
+    rec = jax.jit(measure)({"w": jnp.ones(3)}, None, jnp.float32(0.1), (jnp.zeros((4, 1)), jnp.zeros((4, 1))))
+    np.testing.assert_allclose(float(rec["sharpness"]), 3.0, rtol=1e-5)
+    np.testing.assert_allclose(float(rec["eos_threshold"]), want, rtol=1e-6)
+    np.testing.assert_allclose(float(rec["sharpness_ratio"]), 3.0 / want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("num_iters", 0, "config.curvature.num_iters=0: must be > 0"),
+    ("num_iters", 2, "config.curvature.num_iters=2: must be >= the 3 eigenvalues"),
+    ("k", 0, "config.curvature.k=0"),
+    ("num_examples", -1, "config.curvature.num_examples=-1"),
+    ("chunk_size", -5, "config.curvature.chunk_size=-5"),
+    ("quantities", ("sharpnes",), "did you mean 'sharpness'"),
+    ("quantities", (), "config.curvature.quantities=()"),
+    ("quantities", ("preconditioned",), "needs optim.name='adam'"),
+])
+def test_config_errors_name_the_key(key, value, message):
+    config = small_config()
+    config.curvature[key] = value
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        validate(config)
+
+
+def test_eos_summary_on_synthetic_records():
+    """λ1 rises linearly 5 → 20 over steps 0..1000 (2/η = 20), then alternates 19, 21; the loss alternates too."""
+    thr = 20.0
+    recs = []
+    for step in range(0, 2001, 10):
+        lam = 5 + 15 * step / 1000 if step <= 1000 else (19.0 if (step // 10) % 2 else 21.0)
+        loss = 1.0 / (1 + step) if step <= 1000 else (0.2 if (step // 10) % 2 else 0.1)
+        recs.append({"step": step, "train_loss": loss, **({"sharpness": lam, "eos_threshold": thr,
+                                                             "sharpness_ratio": lam / thr} if step % 20 == 0 else {})})
+    s = eos_run_summary(recs)
+    # curvature records every 20 steps: alternation seen at 20-step spacing is constant (step//10 even -> 21)
+    last_q = [r for r in recs if "sharpness" in r and r["step"] >= 1500]
+    assert s["threshold"] == thr
+    assert s["initial_sharpness"] == 5.0 and s["final_sharpness"] == last_q[-1]["sharpness"]
+    np.testing.assert_allclose(s["last_quarter_sharpness"], np.mean([r["sharpness"] for r in last_q]), rtol=1e-6)
+    np.testing.assert_allclose(s["last_quarter_ratio"], s["last_quarter_sharpness"] / thr, rtol=1e-5)
+    # 0.9·20 = 18 = 5 + 15 t/1000  ->  t = 866.7, first curvature record at or after it: 880
+    assert s["steps_to_reach"] == 880
+    np.testing.assert_allclose(s["sharpening_rate"], 1000 * (5 + 15 * 0.88 - 5) / thr / 880, rtol=1e-4)
+    # last half (steps ≥ 1000): train_loss alternates 0.2/0.1 from 1010 on; 1000 → 1010 is an increase too
+    half = [r["train_loss"] for r in recs if r["step"] >= 1000]
+    d = np.diff(half)
+    np.testing.assert_allclose(s["loss_increase_frac"], np.mean(d > 0), rtol=1e-6)
+    np.testing.assert_allclose(s["loss_osc_last_half"], np.mean(np.abs(np.diff(np.log(half)))), rtol=1e-4)
+    assert abs(s["loss_increase_frac"] - 0.5) < 0.01
+
+
+def test_tiny_eos_run_writes_sharpness_and_threshold(tmp_path):
+    config = small_config()
+    config.curvature.num_iters, config.curvature.k = 10, 1
+    config.optim.wd_mask = "all"
+    config.sweep.axes = "optim.lr=0.05,0.1;optim.weight_decay=0,0.01"
+    workdir = str(tmp_path)
+    results = run_grid(config, workdir, progress=False)
+    summary = write_eos_outputs(results, config, workdir, print_table=False)
+    recs = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    curv = [r for r in recs if "sharpness" in r]
+    assert len(curv) == 4 * 3  # 4 runs × steps 0, 10, 20
+    for r in curv:
+        np.testing.assert_allclose(r["eos_threshold"], 2 / r["run"]["optim.lr"], rtol=1e-6)
+        np.testing.assert_allclose(r["sharpness_ratio"], r["sharpness"] / r["eos_threshold"], rtol=1e-5)
+    on_disk = json.load(open(os.path.join(workdir, "summary.json")))
+    assert len(on_disk["eos"]) == 4 and on_disk["eos"] == json.loads(json.dumps(summary["eos"]))
+    assert 0 < on_disk["curvature_time_fraction"] < 1
+    for row in on_disk["eos"]:
+        final = [r for r in curv if r["run"]["optim.lr"] == row["lr"] and r["run"]["optim.weight_decay"] ==
+                 row["weight_decay"]][-1]
+        np.testing.assert_allclose(row["final_sharpness"], final["sharpness"], rtol=1e-4)
+    for name in ("eos_sharpness.png", "eos_loss.png", "loss_curves.png"):
+        assert os.path.getsize(os.path.join(workdir, name)) > 1000
+
+
+def test_every_quantity_with_adam(x64):
+    """All registered quantities in one jitted measure after 3 Adam steps: the threshold is Adam's 38/η on the
+    preconditioned sharpness (dense P^-1/2 H P^-1/2), layer shares sum to 1, the trace is within 4 standard errors
+    of the dense trace, and ntk_max is the dense GGN's top eigenvalue (= (1/N) J Jᵀ for MSE)."""
+    from jaxlab.curvature.preconditioned import adam_preconditioner
+    from jaxlab.curvature.tracker import QUANTITIES
+
+    config = small_config()
+    config.optim.name, config.optim.lr = "adam", 0.01
+    config.curvature.quantities = tuple(QUANTITIES)
+    config.curvature.trace_samples = 200
+    validate(config)
+    ds = data_lib.get_dataset(config.data)
+    trainer = make_train(config, ds)
+    hp = {k: jnp.float64(v) for k, v in trainer.default_hp().items()}
+    f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
+    data = f64(trainer.device_data(ds))
+    state = trainer.init(jax.random.PRNGKey(0), hp)
+    state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
+    for _ in range(3):
+        state, _ = trainer.step(state, hp, data)
+    rec = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
+    batch = (data["x_curv"], data["y_curv"])
+    flat, unravel = ravel_pytree(state.params)
+    H = np.asarray(jax.hessian(lambda f: trainer.loss_fn(unravel(f), batch))(flat))
+    p = np.asarray(ravel_pytree(adam_preconditioner(state.opt_state, b2=0.999, eps=1e-8))[0])
+    pre = np.linalg.eigvalsh(H / np.sqrt(np.outer(p, p)))[-1]
+    np.testing.assert_allclose(float(rec["sharpness"]), np.linalg.eigvalsh(H)[-1], rtol=1e-6)
+    np.testing.assert_allclose(float(rec["preconditioned_sharpness"]), pre, rtol=1e-6)
+    np.testing.assert_allclose(float(rec["eos_threshold"]), 38 / 0.01, rtol=1e-9)
+    np.testing.assert_allclose(float(rec["sharpness_ratio"]), pre * 0.01 / 38, rtol=1e-6)
+    shares = [float(v) for k, v in rec.items() if k.startswith("share/")]
+    assert len(shares) == 4 and abs(sum(shares) - 1) < 1e-9
+    assert abs(float(rec["hessian_trace"]) - np.trace(H)) < 4 * float(rec["hessian_trace_stderr"])
+    J = jax.jacobian(lambda f: trainer.apply(unravel(f), batch[0]).reshape(-1))(flat)
+    np.testing.assert_allclose(float(rec["ntk_max"]), np.linalg.eigvalsh(np.asarray(J @ J.T))[-1] / 64, rtol=1e-6)
+    assert all(np.isfinite(float(v)) for k, v in rec.items() if k.startswith("align_"))
