@@ -84,7 +84,8 @@ def base_config() -> ConfigDict:
         k=1,                   # top-k Hessian eigenvalues (eig_gap needs 2)
         chunk_size=0,          # examples per HVP pass (bounds activation memory); 0 = the whole set at once
         trace_samples=10,      # Hutchinson probe vectors for "trace"
-        seed=0,                # the Lanczos start vector's key (the same at every measurement: deterministic)
+        seed=0,                # the first Lanczos start vector's key (deterministic)
+        warm_start=True,       # start each measurement's Lanczos from the previous top-k eigenvectors
     ))
     c.checkpoint = ConfigDict(dict(
         every=0,               # 0 = off; else save every k steps (a multiple of train.log_every) and the last step

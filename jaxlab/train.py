@@ -33,6 +33,7 @@ from jaxlab.config import ConfigError, register_check, require, validate
 from jaxlab.tree import tree_norm
 
 PyTree = Any
+CARRY = "_curvature_carry"  # measure's output key for the tracker's next warm-start carry (curvature.tracker.CARRY)
 EVAL_CHUNK = 2048  # examples per evaluation pass, bounding activation memory on large sets
 
 
@@ -45,6 +46,7 @@ class TrainState:
     ref_loss: jax.Array       # float32 []: the first step's loss, the scale of the blow-up test
     diverged: jax.Array       # bool []
     diverged_step: jax.Array  # int32 []: first step whose loss failed the test, -1 if none
+    curv: PyTree = None       # the curvature tracker's warm-start carry (previous top eigenvectors), or None
 
 
 def default_hp(config) -> dict[str, float]:
@@ -115,8 +117,10 @@ class Trainer:
     def init(self, key, hp) -> TrainState:
         k_init, k_data = jax.random.split(key)
         params = self.model.init(k_init, jnp.zeros((1, *self.input_shape), self.input_dtype))["params"]
+        init_carry = getattr(self.tracker, "init_carry", None)
         return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx(hp).init(params), key=k_data,
-                          ref_loss=jnp.float32(jnp.inf), diverged=jnp.bool_(False), diverged_step=jnp.int32(-1))
+                          ref_loss=jnp.float32(jnp.inf), diverged=jnp.bool_(False), diverged_step=jnp.int32(-1),
+                          curv=init_carry(params) if init_carry else None)
 
     def batch(self, state: TrainState, data, perms=None):
         """This step's (x, y). perms: the chunk's epoch permutations (from ``advance``), else computed here."""
@@ -162,7 +166,9 @@ class Trainer:
         return jax.lax.scan(lambda s, _: self.step(s, hp, data, perms), state, None, length=num_steps)
 
     def measure(self, state: TrainState, hp, data, test: bool = True, curvature: bool = False) -> dict:
-        """Metrics of the current parameters: train (and test) loss/accuracy, norms, and curvature when asked."""
+        """Metrics of the current parameters: train (and test) loss/accuracy, norms, and curvature when asked.
+
+        A warm-started tracker's next carry comes back under ``CARRY``; :func:`drive` moves it into ``state.curv``."""
         p = state.params
         out = {}
         out["train_loss"], out["train_accuracy"] = self.evaluate(p, data["x_eval"], data["y_eval"])
@@ -173,7 +179,10 @@ class Trainer:
         out.update(optim.optim_metrics(p, state.opt_state, out["lr"], self.config.optim, _section(hp, "optim")))
         if curvature and self.tracker is not None:
             batch = (data["x_curv"], data["y_curv"])
-            out.update(self.tracker(p, state.opt_state, out["lr"], batch))
+            if state.curv is not None:
+                out.update(self.tracker(p, state.opt_state, out["lr"], batch, state.curv))
+            else:
+                out.update(self.tracker(p, state.opt_state, out["lr"], batch))
         out["diverged"] = state.diverged
         return out
 
@@ -310,19 +319,27 @@ def drive(config, fns, state, hp, data, on_fetch: Callable, *, start: int = 0, c
     """
     pending: list[tuple[int, Any, Any]] = []
 
+    def measure(state, step):
+        """-> (record, state): a warm-started tracker's carry goes into the state (so checkpoints hold it too)."""
+        rec = fns.measure(state, hp, data, **_flags(config, step))
+        carry = rec.pop(CARRY, None)
+        return rec, state if carry is None else state.replace(curv=carry)
+
     def emit():
         step, per_step, rec = pending.pop(0)
         rec, per_step = fetch((rec, per_step))
         on_fetch(step, per_step, rec)
 
     if start == 0:
-        pending.append((0, None, fns.measure(state, hp, data, **_flags(config, 0))))
+        rec, state = measure(state, 0)
+        pending.append((0, None, rec))
     for chunk_start, length in schedule_points(config):
         if chunk_start < start:
             continue
         state, per_step = fns.advance(state, hp, data, num_steps=length)
         end = chunk_start + length
-        pending.append((end, per_step, fns.measure(state, hp, data, **_flags(config, end))))
+        rec, state = measure(state, end)
+        pending.append((end, per_step, rec))
         while len(pending) > 1:  # fetch the previous chunk while this one runs
             emit()
         for cb in callbacks:

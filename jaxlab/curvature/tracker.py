@@ -26,11 +26,12 @@ Thresholds (the step size at which GD on a quadratic with curvature λ1 turns un
   gradient (sgd + l2/decoupled) the iteration's curvature is λ1 + λ on the decayed directions; the threshold
   recorded stays the loss Hessian's 2/lr, as in the EoS literature.
 
-Warm start: the hook is stateless (train.py's ``measure(params, opt_state, lr, batch)`` carries no curvature
-state between calls), so each measurement starts Lanczos from the same deterministic random vector
-(``curvature.seed``); with full reorthogonalisation ``num_iters`` ≈ 20 converges λ1 to ~1e-4 relative on the
-models here (see docs_snippets/curvature_eos.md). Carrying the previous eigenvectors would need a curvature
-slot in TrainState.
+Warm start (``curvature.warm_start``, on by default): each measurement starts Lanczos from the previous one's
+top-k eigenvectors (their sum, plus a small random component so a new direction can still enter), carried between
+measurements in ``TrainState.curv`` (see ``measure.init_carry``; the trainer threads it through, and checkpoints
+save it). Near the edge of stability λ1 and λ2 are nearly equal (λ1/λ2 ≈ 1.01), so a cold start needs ~20
+iterations for 1e-4 relative accuracy; a warm start needs fewer (``python -m jaxlab.bench.curvature``), which is
+what lets a tracker run fewer iterations. The first measurement starts from the key ``curvature.seed``.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ import jax.numpy as jnp
 
 from jaxlab.config import register_check, require, require_choice
 
+CARRY = "_curvature_carry"  # the record key under which measure returns the next warm-start carry
 
 # name -> (function(ctx) -> dict of scalars, needs Lanczos eigenvalues, needs eigenvectors)
 QUANTITIES: dict[str, tuple[Callable[[dict], dict], bool, bool]] = {}
@@ -162,8 +164,11 @@ def make_tracker(config, loss_fn: Callable, apply_fn: Callable | None = None) ->
     """loss_fn(params, batch) -> scalar; apply_fn(params, x) -> outputs (only the "ntk" quantity needs it; when
     omitted and loss_fn is a bound Trainer method, the trainer's apply is used).
 
-    Returns measure(params, opt_state, lr, batch) -> {name: scalar}, pure and jittable; batch = (x, y), the
-    curvature set. All numbers that a sweep varies (params, lr) are arguments; the rest is static config.
+    Returns measure(params, opt_state, lr, batch[, carry]) -> {name: scalar}, pure and jittable; batch = (x, y),
+    the curvature set. All numbers that a sweep varies (params, lr) are arguments; the rest is static config.
+    With ``curvature.warm_start`` (and quantities that run Lanczos), ``measure.init_carry(params)`` gives the
+    initial carry (zeros like params: no previous eigenvectors) and measure also returns the next carry in
+    ``out[CARRY]`` (the trainer pops it into ``TrainState.curv``).
     """
     cfg = config.curvature
     names = quantity_names(config)
@@ -174,8 +179,20 @@ def make_tracker(config, loss_fn: Callable, apply_fn: Callable | None = None) ->
     need_eigs = any(QUANTITIES[n][1] for n in names)
     need_vecs = any(QUANTITIES[n][2] for n in names)
     k = max(cfg.k, 2 if "eig_gap" in names else 1)
+    warm = bool(cfg.warm_start) and need_eigs
 
-    def measure(params, opt_state, lr, batch) -> dict:
+    def start_vector(key, params, carry):
+        """The previous eigenvectors' sum plus 5% random; random alone at the first measurement (carry = 0)."""
+        from jaxlab.curvature.hvp import tree_norm
+        from jaxlab.curvature.lanczos import tree_random_normal
+
+        rnd = tree_random_normal(key, params)
+        rnd = jax.tree.map(lambda r: r / tree_norm(rnd), rnd)
+        n = tree_norm(carry)
+        has = n > 0
+        return jax.tree.map(lambda c, r: jnp.where(has, c / jnp.where(has, n, 1.0) + 0.05 * r, r), carry, rnd)
+
+    def measure(params, opt_state, lr, batch, carry=None) -> dict:
         from jaxlab.curvature.hvp import make_hvp
         from jaxlab.curvature.lanczos import lanczos
 
@@ -185,8 +202,10 @@ def make_tracker(config, loss_fn: Callable, apply_fn: Callable | None = None) ->
         ctx = {"params": params, "opt_state": opt_state, "lr": lr, "batch": batch, "matvec": matvec, "key": key,
                "loss": lambda p: loss_fn(p, batch), "config": config, "apply_fn": apply_fn}
         if need_eigs:
+            v0 = start_vector(key, params, carry) if warm and carry is not None else None
             ctx["eigvals"], ctx["eigvecs"], ctx["residuals"] = lanczos(
-                matvec, params, key, cfg.num_iters, k=k, return_vectors=need_vecs, return_residuals=True)
+                matvec, params, key, cfg.num_iters, k=k, return_vectors=need_vecs or warm, v0=v0,
+                return_residuals=True)
         out = {}
         for n in names:
             out.update(QUANTITIES[n][0](ctx))
@@ -196,8 +215,12 @@ def make_tracker(config, loss_fn: Callable, apply_fn: Callable | None = None) ->
                 else out["sharpness"]
             out["eos_threshold"] = thr
             out["sharpness_ratio"] = top / thr
+        if warm and carry is not None:
+            out[CARRY] = jax.tree.map(lambda v: jnp.sum(v, axis=0).astype(v.dtype), ctx["eigvecs"])
         return out
 
+    if warm:
+        measure.init_carry = lambda params: jax.tree.map(jnp.zeros_like, params)
     return measure
 
 
