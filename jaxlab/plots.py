@@ -1,12 +1,19 @@
-"""PNG plots of run records. Matplotlib with the Agg backend (headless); every function returns the path."""
+"""PNG plots of run records; every function returns the path.
+
+Scripts get matplotlib's headless Agg backend; inside a notebook kernel (or with MPLBACKEND set) the backend is left
+alone, so a notebook's own figures still show inline.
+"""
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 

@@ -9,7 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
-EXPECTED = ["02_linear_attention_kernels.ipynb", "04_your_own_experiment.ipynb"]
+EXPECTED = ["01_edge_of_stability_weight_decay.ipynb", "02_linear_attention_kernels.ipynb",
+            "03_checkpoint_merging_wsm.ipynb", "04_your_own_experiment.ipynb"]
 
 
 def test_there_are_notebooks():
