@@ -163,7 +163,8 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
 def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
     """eos_sharpness.png (the classic EoS plot) and eos_loss.png (train loss, same layout)."""
     return [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), title=title),
-            plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True, title=title)]
+            plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
+                     title=f"{config.model.name}: train loss per weight decay")]
 
 
 # ------------------------------------------------------------------------------------------------ cost
