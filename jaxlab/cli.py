@@ -23,13 +23,49 @@ def define_flags(entry_file: str):
     """Define --config (default: experiments/configs/<name>.py), --workdir and --overwrite."""
     name = os.path.splitext(os.path.basename(entry_file))[0]
     default = os.path.join(os.path.dirname(os.path.abspath(entry_file)), "configs", f"{name}.py")
-    config = config_flags.DEFINE_config_file("config", default, "Experiment config file (.py with get_config()).",
-                                             lock_config=True)
+    try:
+        config = config_flags.DEFINE_config_file("config", default, "Experiment config file (.py with get_config()).",
+                                                 lock_config=True)
+    except (KeyError, AttributeError) as e:  # config_flags applies --config.a.b overrides right here
+        print(f"error: {_unknown_override(default) or e}", file=sys.stderr)
+        sys.exit(2)
     flags.DEFINE_string("workdir", None, "Output directory (default: runs/<experiment>-<time>).")
     flags.DEFINE_bool("overwrite", False, "Replace results (and checkpoints) already in --workdir.")
     flags.DEFINE_bool("resume", True, "With config.checkpoint.every > 0, continue from the checkpoints in --workdir "
                       "(--noresume: refuse a --workdir that holds results).")
     return config
+
+
+def _unknown_override(default_file: str) -> str | None:
+    """The first ``--config.a.b=...`` on the command line naming no key of the config file, as a message."""
+    import difflib
+    import importlib.util
+
+    path = default_file
+    for arg in sys.argv[1:]:
+        if arg.startswith("--config=") and "." not in arg.split("=", 1)[0][2:]:
+            path = arg.split("=", 1)[1].split(":", 1)[0]
+    try:
+        spec = importlib.util.spec_from_file_location("_jaxlab_config_file", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        config = module.get_config()
+    except Exception:  # noqa: BLE001 - only a better message is at stake
+        return None
+    for arg in sys.argv[1:]:
+        if not arg.startswith("--config."):
+            continue
+        key = arg[len("--config."):].split("=", 1)[0]
+        node, done = config, []
+        for part in key.split("."):
+            if not hasattr(node, "keys") or part not in node:
+                options = list(node.keys()) if hasattr(node, "keys") else []
+                hint = difflib.get_close_matches(part, options, n=1)
+                where = ".".join(done)
+                extra = f" (did you mean {where + '.' if where else ''}{hint[0]}?)" if hint else ""
+                return f"--config.{key}: config.{key} is not a key of {path}{extra}"
+            node, done = node[part], done + [part]
+    return None
 
 
 def default_workdir(name: str) -> str:

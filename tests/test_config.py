@@ -74,7 +74,9 @@ def test_cli_rejects_bad_override_before_compute(tmp_path):
     assert "optim.lr=-0.1" in proc.stderr
     assert not workdir.exists()
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={workdir}", "--config.optim.wd=0.1"],
+        [sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={workdir}", "--config.trian.steps=3"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "wd" in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert "--config.trian.steps" in proc.stderr and "did you mean train?" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not workdir.exists()
