@@ -196,5 +196,16 @@ def _import_checkers():
     import jaxlab.curvature.tracker  # noqa: F401
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts -> {"a.b.c": leaf} (config.json and summaries as flat, dotted paths)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def to_dict(config: ConfigDict) -> dict:
     return config.to_dict()

@@ -11,6 +11,8 @@ import html
 import json
 import os
 
+from jaxlab.config import flatten
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
@@ -28,27 +30,17 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def tables(summary) -> list[tuple[str, list[str], list[list]]]:
     """Every list of records in the summary becomes a table; scalar entries make one key/value table."""
     found, scalars = [], {}
     items = summary.items() if isinstance(summary, dict) else [("runs", summary)]
     for name, value in items:
         if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            rows = [_flatten(r) for r in value]
+            rows = [flatten(r) for r in value]
             cols = list(dict.fromkeys(k for r in rows for k in r))
             found.append((name, cols, [[r.get(c, "") for c in cols] for r in rows]))
         elif isinstance(value, dict):
-            for k, v in _flatten(value, f"{name}.").items():
+            for k, v in flatten(value, f"{name}.").items():
                 scalars[k] = v
         else:
             scalars[name] = value

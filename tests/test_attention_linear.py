@@ -1,6 +1,5 @@
 """The linear | retention | gla attention kinds in the Transformer LM (jaxlab.models.attention_linear)."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -3,7 +3,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from jaxlab.experiment import run_grid, write_grid_outputs
 from jaxlab.io import prepare_workdir, read_metrics, write_config

@@ -18,12 +18,11 @@ Aims (issue 3): HVP ≤ 2 gradients; 20-step Lanczos ≤ 25 gradients.
 from __future__ import annotations
 
 import argparse
-import time
 from types import SimpleNamespace
 
 import jax
-import jax.numpy as jnp
 
+from jaxlab.bench import timed
 from jaxlab.config import base_config
 from jaxlab.curvature import lanczos, make_hvp, power_iteration
 from jaxlab.losses import mse
@@ -40,16 +39,8 @@ def model_config(name: str):
     return c
 
 
-def timed(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls of fn() (which blocks on its result) after a warm-up (compilation) call.
-    The minimum, not the median: on a shared machine other processes only ever add time."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def timed_min(fn, repeats: int) -> float:
+    return timed(fn, repeats, reduce=min)
 
 
 def bench_model(name: str, examples: int, iters: int, chunk: int, repeats: int) -> list[tuple[str, float]]:
@@ -71,13 +62,13 @@ def bench_model(name: str, examples: int, iters: int, chunk: int, repeats: int) 
     lz_chunk = jax.jit(lambda p, b, k: lanczos(make_hvp(loss_fn, p, b, chunk_size=chunk), p, k, iters)[0])
     lz_lin = jax.jit(lambda p, b, k: lanczos(make_hvp(loss_fn, p, b, linearize=True), p, k, iters)[0])
     pw = jax.jit(lambda p, b, k: power_iteration(make_hvp(loss_fn, p, b, chunk_size=chunk), p, k, iters)[0])
-    rows = [("gradient", timed(lambda: block(grad(params, batch)), repeats)),
-            ("HVP", timed(lambda: block(hvp(params, batch, v)), repeats)),
-            (f"HVP chunked ({chunk})", timed(lambda: block(hvp_chunk(params, batch, v)), repeats)),
-            (f"Lanczos-{iters}", timed(lambda: block(lz(params, batch, kl)), repeats)),
-            (f"Lanczos-{iters} chunked ({chunk})", timed(lambda: block(lz_chunk(params, batch, kl)), repeats)),
-            (f"Lanczos-{iters} linearised", timed(lambda: block(lz_lin(params, batch, kl)), repeats)),
-            (f"power-{iters} chunked ({chunk})", timed(lambda: block(pw(params, batch, kl)), repeats))]
+    rows = [("gradient", timed_min(lambda: block(grad(params, batch)), repeats)),
+            ("HVP", timed_min(lambda: block(hvp(params, batch, v)), repeats)),
+            (f"HVP chunked ({chunk})", timed_min(lambda: block(hvp_chunk(params, batch, v)), repeats)),
+            (f"Lanczos-{iters}", timed_min(lambda: block(lz(params, batch, kl)), repeats)),
+            (f"Lanczos-{iters} chunked ({chunk})", timed_min(lambda: block(lz_chunk(params, batch, kl)), repeats)),
+            (f"Lanczos-{iters} linearised", timed_min(lambda: block(lz_lin(params, batch, kl)), repeats)),
+            (f"power-{iters} chunked ({chunk})", timed_min(lambda: block(pw(params, batch, kl)), repeats))]
     rows += warm_start_rows(loss_fn, params, batch, kl, chunk)
     print(f"\n{name}: {param_count(params):,} parameters, {examples} examples, {jax.devices()[0].platform}")
     print(f"| {'quantity':<34} | {'ms':>9} | {'× gradient':>10} |")
@@ -101,7 +92,7 @@ def warm_start_rows(loss_fn, params, batch, key, chunk: int, lr: float = 0.05, i
     for m in iters:
         for label, v0 in (("cold", None), ("warm", u0)):
             lam = float(run(moved, jax.random.fold_in(key, 1), v0, m)[0][0])
-            t = timed(lambda: jax.block_until_ready(run(moved, key, v0, m)), 5)
+            t = timed_min(lambda: jax.block_until_ready(run(moved, key, v0, m)), 5)
             rows.append((f"Lanczos-{m} {label}: rel. err {abs(lam - ref) / abs(ref):.0e}", t))
     return rows
 

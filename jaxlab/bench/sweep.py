@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlab.bench import timed
 from jaxlab import data as data_lib
 from jaxlab.config import base_config
 from jaxlab.sweep import sweep
@@ -42,18 +42,6 @@ def eos_config(model: str, steps: int):
     c.optim.name, c.optim.lr = "sgd", 0.05
     c.train.steps, c.train.batch_size, c.train.log_every, c.train.progress = steps, 0, 10, False
     return c
-
-
-def timed(fn, repeats: int, warmup: bool = True) -> float:
-    """Median wall seconds of ``fn()`` (which blocks on its result), after one warm-up call (compilation)."""
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def trainer_for(config, ds, form: str):

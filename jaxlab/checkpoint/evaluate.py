@@ -15,6 +15,7 @@ import jax
 import ml_collections
 
 from jaxlab import data as data_lib
+from jaxlab.config import flatten
 
 
 def as_config(config):
@@ -23,15 +24,8 @@ def as_config(config):
     from jaxlab.config import base_config
 
     c = base_config()
-    c.update_from_flattened_dict({k: tuple(v) if isinstance(v, list) else v for k, v in _flat(config).items()})
+    c.update_from_flattened_dict({k: tuple(v) if isinstance(v, list) else v for k, v in flatten(config).items()})
     return c
-
-
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 @functools.lru_cache(maxsize=4)

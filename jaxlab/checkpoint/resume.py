@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.checkpoint import manager as mgr
-from jaxlab.config import register_check, require
+from jaxlab.config import flatten, register_check, require
 
 CHECKPOINTS = "checkpoints"
 
@@ -235,18 +235,8 @@ def config_mismatch(config, workdir: str) -> str:
     if not os.path.exists(path):
         return ""
     with open(path) as f:
-        old = _flatten(json.load(f))
-    new = _flatten(_normalise(config.to_dict()))
+        old = flatten(json.load(f))
+    new = flatten(_normalise(config.to_dict()))
     free = lambda k: k in RESUME_FREE or k.startswith("checkpoint.study.")  # noqa: E731 - post-hoc merges only
     keys = sorted(k for k in set(old) | set(new) if not free(k) and old.get(k) != new.get(k))
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

@@ -1,7 +1,6 @@
 """Resume = the uninterrupted run, bitwise on CPU: after an exception, after a corrupt checkpoint (skipped with a
 warning, metrics cut back, nothing duplicated), and after SIGKILL during a save (a separate process)."""
 import os
-import shutil
 import signal
 import subprocess
 import sys
