@@ -87,10 +87,11 @@ def _resuming(config, workdir: str, resume: bool | None) -> bool:
     return True
 
 
-def run_main(main, config_flag, name: str, resume: bool | None = None):
+def run_main(main, config_flag, name: str, resume: bool | None = None, check=None):
     """Validate the config and the workdir before any compute, then call ``main(config, workdir)``.
 
-    resume: continue from the workdir's checkpoints (None: the --resume flag; see :func:`_resuming`)."""
+    resume: continue from the workdir's checkpoints (None: the --resume flag; see :func:`_resuming`).
+    check: ``check(config)``, the experiment's own checks (raise ConfigError), run with the others."""
 
     def _main(argv):
         logging.set_verbosity(logging.WARNING)  # keep jax's backend probing out of the user's terminal
@@ -99,6 +100,8 @@ def run_main(main, config_flag, name: str, resume: bool | None = None):
         try:
             config = config_flag.value
             validate(config)
+            if check is not None:
+                check(config)
             workdir = FLAGS.workdir or default_workdir(name)
             resuming = _resuming(config, os.path.abspath(os.path.expanduser(workdir)), resume)
             workdir = prepare_workdir(workdir, FLAGS.overwrite, resume=resuming)

@@ -60,7 +60,8 @@ def _load(workdir: str):
     summary, config = read("summary.json"), read("config.json")
     if summary is None:
         raise FileNotFoundError(f"{workdir} has no summary.json: is the run finished?")
-    plots = sorted(glob.glob(os.path.join(workdir, "*.png")))
+    # In the order the experiment wrote them (its headline figure first), then by name.
+    plots = sorted(glob.glob(os.path.join(workdir, "*.png")), key=lambda p: (os.path.getmtime(p), p))
     n_records = 0
     metrics = os.path.join(workdir, "metrics.jsonl")
     if os.path.exists(metrics):

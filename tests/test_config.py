@@ -80,3 +80,17 @@ def test_cli_rejects_bad_override_before_compute(tmp_path):
     assert "--config.trian.steps" in proc.stderr and "did you mean train?" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not workdir.exists()
+
+
+@pytest.mark.parametrize("experiment,override,match", [
+    ("schedules", "--config.sweep.axes=model.widths=(3,3)", "cannot be swept here"),
+    ("wsm", "--config.sweep.axes=optim.lr=0.1", "config.sweep.axes"),
+])
+def test_study_experiments_check_before_touching_the_workdir(tmp_path, experiment, override, match):
+    """Experiment-specific checks (cli.run_main(check=...)) fail like the others: exit 2, key named, nothing written."""
+    workdir = tmp_path / "w"
+    proc = subprocess.run([sys.executable, "-m", f"experiments.{experiment}", f"--workdir={workdir}", override],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert match in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not workdir.exists()

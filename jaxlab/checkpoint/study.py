@@ -40,6 +40,8 @@ def check_study(config) -> None:
             f"must be a positive multiple of checkpoint.every={every} below train.steps={steps}")
     names = [n.strip() for n in s.schedules.split(",")]
     require("constant" in names, "checkpoint.study.schedules", s.schedules, "must include constant (the merged run)")
+    require(not config.sweep.axes, "sweep.axes", config.sweep.axes,
+            "the WSM study sweeps the schedules itself (checkpoint.study.schedules) over sweep.seeds; leave it empty")
 
 
 def _stats(values) -> dict:

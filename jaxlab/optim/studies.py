@@ -54,6 +54,29 @@ def _finish(workdir, rows, table, columns, title, extra=None):
     return {"rows": rows, "table": table, "columns": columns, **(extra or {})}
 
 
+def check_weight_decay_study(config):
+    """-> (variants, traced axes, {variant: config}); ConfigError naming the key before any compute (every
+    variant's config is validated)."""
+    variants, axes = _split_axes(config, "optim.wd_variant", ("optim.weight_decay", "optim.lr"))
+    configs = {v: with_overrides(config, {"optim.wd_variant": v, "optim.weight_decay": 0.0}) for v in variants}
+    for cfg in configs.values():
+        validate(cfg)
+    return variants, axes, configs
+
+
+def check_schedule_study(config):
+    """-> (schedule names, traced axes, {name: config} in run order: the refined schedule's source first)."""
+    names, axes = _split_axes(config, "optim.schedule.name", ("optim.lr",))
+    source = config.optim.schedule.name
+    if source == "refined":
+        raise ConfigError("config.optim.schedule.name='refined': name the schedule to refine from (e.g. 'linear')")
+    order = [source] + [n for n in names if n not in (source, "refined")]
+    configs = {n: with_overrides(config, {"optim.schedule.name": n}) for n in order}
+    for cfg in configs.values():
+        validate(cfg)
+    return names, axes, configs
+
+
 # ---------------------------------------------------------------------------------------------------- weight decay
 
 def weight_decay_study(config, workdir: str | None = None) -> dict:
@@ -63,12 +86,9 @@ def weight_decay_study(config, workdir: str | None = None) -> dict:
     independent uses λ·optim.lr, the same per-step decay at the reference lr — so the lr axis shows the
     difference: independent's decay ignores lr, the others' scales with it. "none" runs once per lr.
     """
-    variants, axes = _split_axes(config, "optim.wd_variant", ("optim.weight_decay", "optim.lr"))
+    variants, axes, configs = check_weight_decay_study(config)
     wds = axes.get("optim.weight_decay", [config.optim.weight_decay])
     lrs = axes.get("optim.lr", [config.optim.lr])
-    configs = {v: with_overrides(config, {"optim.wd_variant": v, "optim.weight_decay": 0.0}) for v in variants}
-    for cfg in configs.values():
-        validate(cfg)              # every variant's config fails here, before the first run computes
     dataset = data_lib.get_dataset(config.data)
     writer = MetricsWriter(workdir) if workdir else None
     rows, curves = [], {}
@@ -113,15 +133,10 @@ def schedule_study(config, workdir: str | None = None) -> dict:
     "refined" is derived from the per-step gradient norms (mean over seeds) of the run with
     ``config.optim.schedule.name`` (run first), following Defazio et al. (2023); it is run last.
     """
-    names, axes = _split_axes(config, "optim.schedule.name", ("optim.lr",))
+    names, axes, configs = check_schedule_study(config)
     points = {"optim.lr": [float(p.get("optim.lr", config.optim.lr)) for p in grid_points(axes)]}
     source = config.optim.schedule.name
-    if source == "refined":
-        raise ConfigError("config.optim.schedule.name='refined': name the schedule to refine from (e.g. 'linear')")
-    order = [source] + [n for n in names if n not in (source, "refined")]
-    configs = {n: with_overrides(config, {"optim.schedule.name": n}) for n in order}
-    for cfg in configs.values():
-        validate(cfg)
+    order = list(configs)
     dataset = data_lib.get_dataset(config.data)
     writer = MetricsWriter(workdir) if workdir else None
     results = {}
