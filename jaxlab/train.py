@@ -30,10 +30,10 @@ from jaxlab import data as data_lib
 from jaxlab.data import batching
 from jaxlab import losses, models, optim
 from jaxlab.config import ConfigError, register_check, require, validate
+from jaxlab.curvature.tracker import CARRY  # measure's output key for a warm-started tracker's next carry
 from jaxlab.tree import tree_norm
 
 PyTree = Any
-CARRY = "_curvature_carry"  # measure's output key for the tracker's next warm-start carry (curvature.tracker.CARRY)
 EVAL_CHUNK = 2048  # examples per evaluation pass, bounding activation memory on large sets
 
 

@@ -183,11 +183,11 @@ def make_tracker(config, loss_fn: Callable, apply_fn: Callable | None = None) ->
 
     def start_vector(key, params, carry):
         """The previous eigenvectors' sum plus 5% random; random alone at the first measurement (carry = 0)."""
-        from jaxlab.curvature.hvp import tree_norm
-        from jaxlab.curvature.lanczos import tree_random_normal
+        from jaxlab.curvature.hvp import tree_norm, tree_random_normal
 
         rnd = tree_random_normal(key, params)
-        rnd = jax.tree.map(lambda r: r / tree_norm(rnd), rnd)
+        rn = tree_norm(rnd)
+        rnd = jax.tree.map(lambda r: r / rn, rnd)
         n = tree_norm(carry)
         has = n > 0
         return jax.tree.map(lambda c, r: jnp.where(has, c / jnp.where(has, n, 1.0) + 0.05 * r, r), carry, rnd)

@@ -178,6 +178,7 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
     host_state = fetch(state if keep_states else state.replace(params=None, opt_state=None))
     bar.close()
     share = (time.perf_counter() - t0) / n  # the chunk's wall time, amortised over its runs
+    per_step = {k: np.concatenate(v, axis=1) if v else np.zeros((n, 0)) for k, v in steps.items()}
     for i, spec in enumerate(chunk):
         run_state = _take(host_state, i)
         cfg = with_overrides(config, {k: v for k, v in spec.point.items() if k in spec.hp}) if spec.point else config
@@ -185,8 +186,7 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
         results[spec.index] = RunResult(spec.coords, Result(config=cfg, seed=spec.seed,
                                                             state=run_state if keep_states else None,
                                                             records=records[i], summary=summary,
-                                                            per_step={k: np.concatenate(v, axis=1)[i] if v else np.zeros(0)
-                                                                      for k, v in steps.items()} or None))
+                                                            per_step={k: v[i] for k, v in per_step.items()} or None))
 
 
 def _take(tree, i: int):
