@@ -7,7 +7,7 @@ from jaxlab.curvature import (ggn_matvec, hutchinson_trace, lanczos, make_hvp, n
                               slq_density)
 from jaxlab.curvature.plots import plot_density
 
-from conftest import apply_mlp, mse
+from curvature_testing import apply_mlp, mse
 
 # One program for both NTK tests (scale is traced).
 NTK_TOP3 = jax.jit(lambda p, x, key, scale: ntk_top_eigenvalues(apply_mlp, p, x, key, num_iters=40, k=3,
