@@ -28,10 +28,10 @@ import time
 import jax
 import jax.numpy as jnp
 
-from kernels.linear_attention import linear_attention
-from kernels.linear_attention import pallas as pallas_lib
-from kernels.linear_attention.common import platform
-from kernels.linear_attention.layer import retention_log_decays
+from .linear_attention import linear_attention
+from .linear_attention import pallas as pallas_lib
+from .linear_attention.common import platform
+from .linear_attention.layer import retention_log_decays
 
 FULL_SHAPES = ["8,2048,16,128", "8,4096,16,128", "2,16384,16,128"]
 SMALL_SHAPES = ["1,256,2,64", "2,512,2,64"]

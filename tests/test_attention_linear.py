@@ -7,7 +7,7 @@ from jaxlab.config import base_config
 from jaxlab.data.dataset import Dataset
 from jaxlab.models import ATTENTION, get_model, init_params
 from jaxlab.train import run
-from kernels.linear_attention import LinearAttention
+from jaxlab.kernels.linear_attention import LinearAttention
 
 KINDS = ["linear", "retention", "gla"]
 

@@ -7,7 +7,7 @@ TPU and the chunked XLA form elsewhere. See kernels/linear_attention/layer.py fo
 from __future__ import annotations
 
 from jaxlab.models.attention import register_attention
-from kernels.linear_attention import LinearAttention
+from jaxlab.kernels.linear_attention import LinearAttention
 
 
 @register_attention("linear")

@@ -1,8 +1,8 @@
 """Linear attention (plain, retention, gated) with reference, XLA and Pallas (GPU/TPU) implementations.
 
-    from kernels.linear_attention import linear_attention, LinearAttention
+    from jaxlab.kernels.linear_attention import linear_attention, LinearAttention
 """
-from kernels.linear_attention.api import IMPLS, linear_attention, resolve_impl
-from kernels.linear_attention.layer import KINDS, LinearAttention
+from .api import IMPLS, linear_attention, resolve_impl
+from .layer import KINDS, LinearAttention
 
 __all__ = ["IMPLS", "KINDS", "LinearAttention", "linear_attention", "resolve_impl"]

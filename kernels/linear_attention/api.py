@@ -17,8 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from kernels.linear_attention import reference, xla
-from kernels.linear_attention.common import matmul_precision, next_pow2, platform
+from . import reference, xla
+from .common import matmul_precision, next_pow2, platform
 
 IMPLS = ("auto", "reference", "xla", "pallas", "pallas_gpu", "pallas_tpu")
 NORMALIZE_EPS = reference.NORMALIZE_EPS
@@ -96,7 +96,7 @@ def _core_fn(impl, chunk_size, interpret):
         def core(q, k, v, g, s0, want_state):
             return xla.chunked(q, k, v, g, s0, chunk_size=chunk_size, want_state=want_state)
         return core
-    from kernels.linear_attention import pallas  # noqa: PLC0415 (keeps Pallas out of plain-XLA use)
+    from . import pallas  # noqa: PLC0415 (keeps Pallas out of plain-XLA use)
 
     backend = impl.removeprefix("pallas_")
     cfg = pallas.default_config(backend, chunk_size, platform() == "cpu" if interpret is None else interpret)

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from kernels.linear_attention.api import linear_attention
+from .api import linear_attention
 
 KINDS = ("linear", "retention", "gla")
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from kernels.linear_attention.common import chunk_local_cumsum, matmul_precision, next_pow2, pad_axis, round_up
+from .common import chunk_local_cumsum, matmul_precision, next_pow2, pad_axis, round_up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +52,9 @@ def default_config(backend: str, chunk_size: int = 64, interpret: bool | str = F
 def _backend(cfg: KernelConfig):
     # Imported lazily so that neither family's lowering-specific imports are needed by the other.
     if cfg.backend == "gpu":
-        from kernels.linear_attention import pallas_gpu
+        from . import pallas_gpu
         return pallas_gpu
-    from kernels.linear_attention import pallas_tpu
+    from . import pallas_tpu
     return pallas_tpu
 
 

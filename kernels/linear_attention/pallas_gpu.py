@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from kernels.linear_attention import chunk_math
+from . import chunk_math
 
 F32 = jnp.float32
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
-from kernels.linear_attention import chunk_math
+from . import chunk_math
 
 F32 = jnp.float32
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from kernels.linear_attention.common import chunk_local_cumsum, matmul_precision, pad_axis
+from .common import chunk_local_cumsum, matmul_precision, pad_axis
 
 
 def chunked(q, k, v, g=None, s0=None, *, chunk_size=64, want_state=False):

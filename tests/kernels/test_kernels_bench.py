@@ -1,7 +1,7 @@
 """`python -m kernels.bench` runs end to end on CPU (tiny shapes; Pallas interpreted) and prints both tables."""
 import jax.numpy as jnp
 
-from kernels import bench
+from jaxlab.kernels import bench
 
 
 def test_bench_prints_tables(capsys):

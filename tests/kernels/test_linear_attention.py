@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels.linear_attention import linear_attention
+from jaxlab.kernels.linear_attention import linear_attention
 from linear_attention_testing import problem, rel_err
 
 IMPLS = ["xla", "pallas_gpu", "pallas_tpu"]

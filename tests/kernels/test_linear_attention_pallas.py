@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax.experimental import pallas as pl
 
-from kernels.linear_attention import linear_attention, pallas, reference
+from jaxlab.kernels.linear_attention import linear_attention, pallas, reference
 from linear_attention_testing import problem, rel_err
 
 # Head dims that split into two feature blocks per head (no padding, so every buffer element is live).

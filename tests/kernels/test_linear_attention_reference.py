@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels.linear_attention import reference
+from jaxlab.kernels.linear_attention import reference
 from linear_attention_testing import problem, rel_err
 
 
