@@ -1,9 +1,67 @@
-"""Edge of stability and weight decay (full-batch GD). Config: experiments/configs/eos_weight_decay.py."""
-from jaxlab import cli
-from jaxlab.curvature.eos import write_eos_outputs
-from jaxlab.experiment import run_grid
+"""Edge of stability and weight decay (full-batch GD). Config: experiments/configs/eos_weight_decay.py.
 
-CONFIG = cli.define_flags(__file__)
+    python -m experiments.eos_weight_decay --workdir runs/eos
+
+Writes config.json, metrics.jsonl, summary.json (grid statistics, "eos" per run, tracking cost),
+eos_sharpness.png, eos_loss.png, loss_curves.png and loss_bands.png, and prints the per-run table.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxlab import cli
+from jaxlab import data as data_lib
+from jaxlab.bench import timed
+from jaxlab.eos import _r, eos_plots, eos_summary, format_table
+from jaxlab.experiment import run_grid, write_grid_outputs
+from jaxlab.train import Compiled, default_hp, make_train
+
+
+def curvature_cost(config, dataset=None, reps: int = 3) -> dict:
+    """Time of curvature tracking against training for one run of ``config`` (jitted, median of reps).
+
+    Times one chunk of train.log_every steps, a measurement without and with curvature; the fraction is
+      n_curv · (t_measure_curv − t_measure) / (steps/log_every · t_chunk + n_curv · (t_measure_curv − t_measure))
+    with n_curv the measurements a run makes. A vmapped sweep batches runs in both, so the one-run ratio stands
+    for the sweep's.
+    """
+    dataset = dataset if dataset is not None else data_lib.get_dataset(config.data)
+    trainer = make_train(config, dataset)
+    fns = Compiled(trainer)
+    hp = {k: jnp.float32(v) for k, v in default_hp(config).items()}
+    data = trainer.device_data(dataset)
+    state = fns.init(jax.random.PRNGKey(0), hp)
+    n = config.train.log_every
+    advance = jax.jit(trainer.advance, static_argnames="num_steps")  # not donated: the state is reused
+    block = jax.block_until_ready
+    t_chunk = timed(lambda: block(advance(state, hp, data, num_steps=n)), reps)
+    t_plain = timed(lambda: block(fns.measure(state, hp, data, test=False, curvature=False)), reps)
+    t_curv = timed(lambda: block(fns.measure(state, hp, data, test=False, curvature=True)), reps)
+    steps, every = config.train.steps, config.curvature.every
+    n_curv = (steps // every + 1 + (steps % every != 0)) if every else 0
+    extra = max(t_curv - t_plain, 0.0)
+    train = steps / n * t_chunk
+    return {"curvature_time_fraction": _r(n_curv * extra / (train + n_curv * extra), 3),
+            "curvature_s_per_measurement": _r(extra, 3), "train_s_per_step": _r(t_chunk / n, 3),
+            "curvature_measurements_per_run": n_curv,
+            "curvature_cost_in_steps": _r(extra / (t_chunk / n), 3)}
+
+
+def write_eos_outputs(results, config, workdir: str, print_table: bool = True) -> dict:
+    """The experiment's outputs: summary.json (grid summary + "eos" per run + tracking cost), eos_sharpness.png,
+    eos_loss.png, loss_curves.png and loss_bands.png; prints the per-run table. Returns the summary."""
+    eos = eos_summary(results, config)
+    cost = curvature_cost(config) if config.curvature.every else {}
+    eos_plots(results, config, workdir, title=f"{config.model.name}: sharpness vs 2/η per weight decay")
+    summary = write_grid_outputs(results, workdir, extra_summary={**eos, **cost},
+                                 keys=("train_loss", "sharpness", "test_accuracy"))
+    if print_table:
+        print(format_table(eos["eos"]))
+        if cost:
+            print(f"curvature tracking: {cost['curvature_time_fraction']:.1%} of the time "
+                  f"({cost['curvature_cost_in_steps']:.3g} training steps per measurement)")
+    return summary
 
 
 def main(config, workdir):
@@ -12,4 +70,4 @@ def main(config, workdir):
 
 
 if __name__ == "__main__":
-    cli.run_main(main, CONFIG, "eos_weight_decay")
+    cli.main(main, __file__)

@@ -1,8 +1,12 @@
 """Shared plumbing of the experiment entrypoints: flags, work directory, clean errors.
 
-    CONFIG = cli.define_flags(__file__)     # --config (locked), --workdir, --overwrite
     def main(config, workdir): ...
-    if __name__ == "__main__": cli.run_main(main, CONFIG, "eos_weight_decay")
+    if __name__ == "__main__":
+        cli.main(main, __file__)     # --config (default experiments/configs/<name>.py, locked), --workdir, ...
+
+Flags are defined only when an experiment runs as a script, so experiment modules import cleanly (tests,
+notebooks). Every bad input (config value, override key, workdir) is one line on stderr and exit code 2,
+before any compute and before the workdir is touched.
 """
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ import time
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxlab.config import ConfigError, validate
-from jaxlab.io import WorkdirExistsError, prepare_workdir, write_config
+from jaxlab.checkpoint.saver import has_checkpoints
+from jaxlab.config import ConfigError
+from jaxlab.io import WorkdirExistsError, config_mismatch, prepare_workdir, write_config
+from jaxlab.schema import validate
 
 FLAGS = flags.FLAGS
 
@@ -72,26 +78,28 @@ def default_workdir(name: str) -> str:
     return os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _resuming(config, workdir: str, resume: bool | None) -> bool:
+def _resuming(config, workdir: str, resume: bool | None, free: tuple[str, ...]) -> bool:
     """Resume when asked (default: --resume) and checkpointing is on and the workdir holds checkpoints, the
-    config being the one they were written with (up to keys that do not change the numbers)."""
-    from jaxlab.checkpoint.resume import has_checkpoints, config_mismatch
-
+    config being the one they were written with (up to keys that do not change the numbers, and ``free``)."""
     resume = FLAGS.resume if resume is None else resume
     if not resume or FLAGS.overwrite or not config.checkpoint.every or not has_checkpoints(workdir):
         return False
-    diff = config_mismatch(config, workdir)
+    diff = config_mismatch(config, workdir, free)
     if diff:
         raise ConfigError(f"--workdir={workdir} holds checkpoints of a different config ({diff}); "
                           f"pass --overwrite to start over or choose another --workdir")
     return True
 
 
-def run_main(main, config_flag, name: str, resume: bool | None = None, check=None):
-    """Validate the config and the workdir before any compute, then call ``main(config, workdir)``.
+def main(main_fn, entry_file: str, *, check=None, resume: bool | None = None, resume_free: tuple[str, ...] = ()):
+    """Define the flags, then validate the config and the workdir before any compute and call
+    ``main_fn(config, workdir)``. The experiment's name is its file's.
 
+    check: ``check(config)``, the experiment's own checks (raise ConfigError), run after the library's.
     resume: continue from the workdir's checkpoints (None: the --resume flag; see :func:`_resuming`).
-    check: ``check(config)``, the experiment's own checks (raise ConfigError), run with the others."""
+    resume_free: config prefixes that may differ from the checkpoints' run (post-hoc settings, e.g. ("wsm.",))."""
+    name = os.path.splitext(os.path.basename(entry_file))[0]
+    config_flag = define_flags(entry_file)
 
     def _main(argv):
         logging.set_verbosity(logging.WARNING)  # keep jax's backend probing out of the user's terminal
@@ -103,7 +111,7 @@ def run_main(main, config_flag, name: str, resume: bool | None = None, check=Non
             if check is not None:
                 check(config)
             workdir = FLAGS.workdir or default_workdir(name)
-            resuming = _resuming(config, os.path.abspath(os.path.expanduser(workdir)), resume)
+            resuming = _resuming(config, os.path.abspath(os.path.expanduser(workdir)), resume, resume_free)
             workdir = prepare_workdir(workdir, FLAGS.overwrite, resume=resuming)
         except (ConfigError, WorkdirExistsError) as e:
             print(f"error: {e}", file=sys.stderr)
@@ -111,7 +119,7 @@ def run_main(main, config_flag, name: str, resume: bool | None = None, check=Non
         write_config(workdir, config)
         print(f"[{name}] {'resuming from the checkpoints in' if resuming else 'writing results to'} {workdir}",
               file=sys.stderr)
-        main(config, workdir)
+        main_fn(config, workdir)
         print(f"[{name}] done: results in {workdir}", file=sys.stderr)
 
     app.run(_main)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from jaxlab.io import write_summary
+from jaxlab.plots import plot_bands, plot_curves
 from jaxlab.sweep import RunResult, SweepResult, by_point, curve, grid_summary, sweep
 from jaxlab.sweep.aggregate import label
 from jaxlab.sweep.plan import traceable  # noqa: F401  (re-exported: which paths are traced)
@@ -25,9 +27,6 @@ def write_grid_outputs(results, workdir: str, extra_summary: dict | None = None,
                        keys=("train_loss", "test_accuracy")) -> dict:
     """summary.json (per run, and mean/std/min/max over seeds per grid point), loss_curves.png (every run) and
     loss_bands.png (mean ± std over seeds per grid point)."""
-    from jaxlab.io import write_summary
-    from jaxlab.plots import plot_bands, plot_curves
-
     base = results.summary if isinstance(results, SweepResult) else grid_summary(results)
     summary = {**base, **(extra_summary or {})}
     write_summary(workdir, summary)

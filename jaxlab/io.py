@@ -11,7 +11,10 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Iterable
+import warnings
+from typing import Callable, Iterable
+
+from jaxlab.config import flatten
 
 RESULT_FILES = ("config.json", "metrics.jsonl", "summary.json")
 
@@ -60,6 +63,11 @@ def write_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
 def write_config(workdir: str, config) -> None:
     write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
@@ -99,6 +107,61 @@ def read_metrics(workdir: str, filename: str = "metrics.jsonl") -> list[dict]:
             except json.JSONDecodeError:
                 continue
     return out
+
+
+def normalise(obj):
+    """``obj`` as it reads back from JSON (tuples as lists, NaN as strings): what metrics lines compare with."""
+    return json.loads(json.dumps(_clean(obj)))
+
+
+def cut_metrics(path: str, belongs: Callable[[dict], bool], last_step: int) -> list[dict]:
+    """Drop this run's records after ``last_step`` (and a torn last line) from metrics.jsonl, in place; return
+    this run's records up to ``last_step``. belongs(record): whether a record is this run's.
+
+    The dropped lines are a suffix (this run was the last to write), so the file is truncated at the first of
+    them: one syscall, and an appending writer that already holds the file keeps working.
+    """
+    if not os.path.exists(path):
+        return []
+    kept, cut, offset = [], None, 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                rec = None
+            if rec is None or (belongs(rec) and rec.get("step", -1) > last_step):
+                if cut is None:
+                    cut = offset
+            elif cut is not None:
+                warnings.warn(f"{path}: a record of another run follows this run's dropped records; "
+                              "it is dropped with them", RuntimeWarning, stacklevel=2)
+            elif belongs(rec):
+                kept.append(rec)
+            offset += len(line)
+    if cut is not None:
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+    return kept
+
+
+
+
+# Keys that may differ between the run that wrote the checkpoints and the one resuming them.
+RESUME_FREE = ("train.progress", "checkpoint.keep_last", "checkpoint.keep_every", "checkpoint.async_save")
+
+
+def config_mismatch(config, workdir: str, free_prefixes: tuple[str, ...] = ()) -> str:
+    """'' when ``config`` matches workdir/config.json up to RESUME_FREE and keys under ``free_prefixes`` (an
+    experiment's post-hoc settings), else the differing keys and values."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return ""
+    old = flatten(read_json(path))
+    new = flatten(normalise(config.to_dict()))
+    free = lambda k: k in RESUME_FREE or k.startswith(tuple(free_prefixes))  # noqa: E731
+    keys = sorted(k for k in set(old) | set(new) if not free(k) and old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
 
 
 class Progress:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxlab.config import register_check, require, require_choice
+import ml_collections
+
+from jaxlab.config import require, require_choice
 
 
 def _flat(out, labels):
@@ -50,7 +52,12 @@ def get_loss(name: str):
     return LOSSES[name]
 
 
-@register_check("loss")
-def check_loss(config):
+def default_config() -> ml_collections.ConfigDict:
+    """The ``loss`` section."""
+    return ml_collections.ConfigDict(dict(name="cross_entropy", z_loss=0.0))  # mse | cross_entropy
+
+
+def check(config):
+    """Raise ConfigError naming the first bad ``loss.*`` key."""
     require_choice("loss.name", config.loss.name, LOSSES)
     require(config.loss.z_loss >= 0, "loss.z_loss", config.loss.z_loss, "must be >= 0")

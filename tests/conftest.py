@@ -22,7 +22,7 @@ def x64():
 @pytest.fixture
 def tiny_config():
     """A seconds-long MNIST-1D run: tanh MLP, full-batch GD, MSE."""
-    from jaxlab.config import base_config
+    from jaxlab.schema import base_config
 
     c = base_config()
     c.data.num_train = 256

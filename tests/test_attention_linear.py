@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 from jaxlab.data.dataset import Dataset
 from jaxlab.models import ATTENTION, get_model, init_params
 from jaxlab.train import run

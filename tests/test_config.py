@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from jaxlab.config import ConfigError, validate
+from jaxlab.config import ConfigError
+from jaxlab.schema import validate
 from jaxlab.io import WorkdirExistsError, prepare_workdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

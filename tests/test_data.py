@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlab.config import ConfigError, base_config
+from jaxlab.config import ConfigError
+from jaxlab.schema import base_config
 from jaxlab.data import get_dataset, mqar, sample_batch
 
 

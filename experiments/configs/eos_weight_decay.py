@@ -10,7 +10,7 @@ GD the same step as L2, as in "Does Weight Decay Enhance Training Stability?"); 
 optim.wd_mask. PyTorch's default initialisation (as in Cohen et al.'s EoS experiments): the network starts flat
 (λ1 ≈ 7), so the sharpening towards 2/η is visible.
 """
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 
 
 def get_config():

@@ -8,7 +8,7 @@ the per-step gradient norms of the optim.schedule.name run (linear decay), avera
 
 Outputs: results.md (table), summary.json, metrics.jsonl, schedules.png, lr_curves.json, grad_norms_<source>.npy.
 """
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 
 
 def get_config():

@@ -10,7 +10,7 @@ cross-entropy, minibatch 128, warmup + cosine; a grid of λ and two peak lrs, ea
 other lr it shows decay that does not follow the learning rate. Outputs: results.md (table), summary.json,
 metrics.jsonl, weight_decay_variants.png.
 """
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 
 
 def get_config():

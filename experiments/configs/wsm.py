@@ -8,7 +8,9 @@ epochs), 100 warmup steps, 3 seeds vmapped; checkpoints every 20 steps, all kept
 Outputs: results.md (tables), summary.json ("wsm": rows, grid, factor spreads), wsm.png, loss_curves.png,
 loss_bands.png, metrics.jsonl, checkpoints/ (one set per schedule).
 """
-from jaxlab.config import base_config
+import ml_collections
+
+from jaxlab.schema import base_config
 
 
 def get_config():
@@ -33,4 +35,12 @@ def get_config():
     c.checkpoint.every = 20
     c.checkpoint.keep_last = 0                 # keep every checkpoint: the merges are made afterwards
     c.sweep.seeds = 3
+    c.wsm = ml_collections.ConfigDict(dict(  # this experiment's own section: merges made after training
+        schedules="constant,wsd,cosine",     # runs compared at equal budget; constant = warmup-stable (merged)
+        intervals=(20, 40, 80, 160),         # checkpoint intervals I of the merge grid (multiples of every)
+        counts=(2, 3, 5, 9, 17),             # numbers N of merged checkpoints; duration D = (N-1)*I
+        grid_scheme="linear",                # merge scheme of the grid (a WSM shape or uniform)
+        compare_duration=400,                # D of the scheme comparison (all WSM shapes, uniform, EMA)
+        ema_decays=(0.9, 0.97),              # EMA decay per checkpoint, over the whole run
+    ))
     return c

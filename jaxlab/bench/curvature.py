@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import jax
 
 from jaxlab.bench import timed
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 from jaxlab.curvature import lanczos, make_hvp, power_iteration
 from jaxlab.losses import mse
 from jaxlab.models import get_model, init_params, param_count

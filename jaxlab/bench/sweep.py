@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxlab.bench import timed
 from jaxlab import data as data_lib
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 from jaxlab.sweep import sweep
 from jaxlab.sweep.batched import BatchedCompiled, make_mesh
 from jaxlab.train import Compiled, drive, make_record, make_train, run

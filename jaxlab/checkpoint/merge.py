@@ -2,7 +2,7 @@
 
     steps = window_steps(available, window=8, interval=100)          # the 8 checkpoints ending at the latest
     params = merge_params(mngr, steps, coefficients("cosine", 8))    # Σ_j c_j θ_j
-    out = merge_workdir(workdir, "cosine", window=8)                  # + evaluation, merged checkpoint, summary.json
+    out = merge_workdir(workdir, "cosine", window=8, evaluate=ev)    # merged checkpoint, summary.json (+ scores)
 
 Peak host memory is the float32 accumulator plus the one checkpoint being read (about two copies of the
 parameters) whatever the window: each restored copy is scaled in place, added, and dropped before the next is
@@ -14,14 +14,16 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import sys
+from typing import Callable
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
 from jaxlab.checkpoint import manager as mgr
 from jaxlab.checkpoint.coefficients import SCHEMES, coefficients
-from jaxlab.checkpoint.resume import checkpoint_dir, checkpoint_sets
+from jaxlab.checkpoint.saver import checkpoint_dir, checkpoint_sets
+from jaxlab.io import write_json
 
 
 class MergeError(ValueError):
@@ -102,13 +104,13 @@ def check_request(workdir: str, scheme: str, window: int, interval: int | None, 
 
 
 def merge_workdir(workdir: str, scheme: str, window: int, interval: int | None = None, end: int | None = None,
-                  decay: float = 0.9, evaluate: bool = True) -> dict:
+                  decay: float = 0.9, evaluate: Callable | None = None) -> dict:
     """Merge each checkpoint set of ``workdir`` (a run, or a sweep chunk's stacked runs) over its last ``window``
-    checkpoints ``interval`` steps apart, save the result to workdir/merged/<name>/<tag>, evaluate it against
-    the last checkpoint, and add it to summary.json under ``"merge"`` (atomic; other content kept)."""
-    import orbax.checkpoint as ocp
+    checkpoints ``interval`` steps apart, save the result to workdir/merged/<name>/<tag>, and add it to
+    summary.json under ``"merge"`` (atomic; other content kept).
 
-    from jaxlab.checkpoint.evaluate import evaluate_params
+    evaluate(params, stacked) -> {metric: value}: scores the merge against the last checkpoint (the run's
+    ``jaxlab.evaluate.Evaluator``; None: no evaluation)."""
 
     workdir = os.path.abspath(workdir)
     config, plan, coeffs, interval = check_request(workdir, scheme, window, interval, end, decay)
@@ -120,7 +122,7 @@ def merge_workdir(workdir: str, scheme: str, window: int, interval: int | None =
         mngr = mgr.open_manager(checkpoint_dir(workdir, tag), read_only=True)
         try:
             merged = merge_params(mngr, steps, coeffs)
-            last = mgr.restore_params(mngr, steps[-1]) if evaluate else None
+            last = mgr.restore_params(mngr, steps[-1]) if evaluate is not None else None
             meta = mgr.restore_meta(mngr, steps[-1])
         finally:
             mngr.close()
@@ -131,19 +133,17 @@ def merge_workdir(workdir: str, scheme: str, window: int, interval: int | None =
         ckptr.save(path, merged, force=True)
         ckptr.wait_until_finished()
         out["sets"][tag] = {"steps": plan[tag], "path": os.path.relpath(path, workdir), "runs": meta.get("runs")}
-    if evaluate:
+    if evaluate is not None:
         for tag, (merged, last, meta) in merged_sets.items():
             stacked = "runs" in meta
-            out["sets"][tag]["merged"] = evaluate_params(config, merged, stacked)
-            out["sets"][tag]["last"] = evaluate_params(config, last, stacked)
+            out["sets"][tag]["merged"] = evaluate(merged, stacked)
+            out["sets"][tag]["last"] = evaluate(last, stacked)
     update_summary(workdir, name, out)
     return out
 
 
 def update_summary(workdir: str, name: str, entry: dict) -> None:
     """summary.json["merge"][name] = entry, keeping everything else; written atomically."""
-    from jaxlab.io import write_json
-
     path = os.path.join(workdir, "summary.json")
     summary = {}
     if os.path.exists(path):
@@ -151,26 +151,3 @@ def update_summary(workdir: str, name: str, entry: dict) -> None:
             summary = json.load(f)
     summary.setdefault("merge", {})[name] = entry
     write_json(path, summary)
-
-
-def main(argv=None) -> int:
-    """``python -m experiments.merge --workdir DIR --scheme cosine --window 8 [--interval N] [--end STEP]``."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m experiments.merge", description=main.__doc__)
-    p.add_argument("--workdir", required=True)
-    p.add_argument("--scheme", required=True, help=f"one of {sorted(SCHEMES)}")
-    p.add_argument("--window", type=int, required=True, help="number of checkpoints merged")
-    p.add_argument("--interval", type=int, default=None, help="steps between merged checkpoints (default: "
-                   "the run's checkpoint.every)")
-    p.add_argument("--end", type=int, default=None, help="last step of the window (default: the latest)")
-    p.add_argument("--decay", type=float, default=0.9, help="ema: decay per checkpoint")
-    args = p.parse_args(argv)
-    try:
-        out = merge_workdir(args.workdir, args.scheme, args.window, args.interval, args.end, args.decay)
-    except (MergeError, mgr.CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for tag, s in out["sets"].items():
-        print(f"{tag}: steps {s['steps'][0]}..{s['steps'][-1]} -> merged {s['merged']} | last {s['last']}")
-    return 0

@@ -11,7 +11,7 @@ Functions take a ``loss_fn`` closure (or a matvec built from one) and a params p
     plots.py           plot_density
 """
 from jaxlab.curvature.alignment import alignment, layer_shares, sharpness_gradient  # noqa: F401
-from jaxlab.curvature.hvp import hvp, make_hvp, tree_norm, tree_vdot  # noqa: F401
+from jaxlab.curvature.hvp import hvp, make_hvp  # noqa: F401
 from jaxlab.curvature.lanczos import (  # noqa: F401
     eig_gap, eigvec, lanczos, lanczos_tridiag, lobpcg_top_k, power_iteration, tridiag_eigh)
 from jaxlab.curvature.ntk import ggn_matvec, ntk_matvec, ntk_top_eigenvalues  # noqa: F401

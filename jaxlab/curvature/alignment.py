@@ -16,8 +16,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxlab.curvature.hvp import hvp, tree_norm, tree_vdot
-from jaxlab.optim.weight_decay import path_str
+from jaxlab.curvature.hvp import hvp
+from jaxlab.tree import path_str, tree_norm, tree_vdot
 
 
 def sharpness_gradient(loss_fn: Callable, params, u):

@@ -14,46 +14,11 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
+
+from jaxlab.tree import tree_axpy, tree_scale
 
 PyTree = Any
 MatVec = Callable[[PyTree], PyTree]   # v (like params) -> Hv (like params)
-
-
-# ------------------------------------------------------------------------------------------ small tree algebra
-
-def tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
-    """Σ_leaves ⟨a, b⟩ as a scalar (accumulated in the leaves' dtype)."""
-    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def tree_norm(a: PyTree) -> jax.Array:
-    return jnp.sqrt(tree_vdot(a, a))
-
-
-def tree_scale(a: PyTree, s) -> PyTree:
-    return jax.tree.map(lambda x: (x * s).astype(x.dtype), a)
-
-
-def tree_axpy(alpha, x: PyTree, y: PyTree) -> PyTree:
-    """alpha·x + y."""
-    return jax.tree.map(lambda u, w: (alpha * u + w).astype(w.dtype), x, y)
-
-
-def _tree_random(sample, key: jax.Array, like: PyTree) -> PyTree:
-    # One draw of the flat size, then unravelled: per-leaf threefry calls multiply compile time (~3 s for 6 leaves).
-    flat, unravel = ravel_pytree(like)
-    return unravel(sample(key, flat.shape, flat.dtype))
-
-
-def tree_random_normal(key: jax.Array, like: PyTree) -> PyTree:
-    """Standard normal pytree with the structure, shapes and dtypes of ``like``."""
-    return _tree_random(jax.random.normal, key, like)
-
-
-def tree_rademacher(key: jax.Array, like: PyTree) -> PyTree:
-    """±1 pytree like ``like`` (Hutchinson probes)."""
-    return _tree_random(jax.random.rademacher, key, like)
 
 
 # ------------------------------------------------------------------------------------------ HVP

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxlab.curvature.hvp import tree_norm, tree_random_normal, tree_scale, tree_vdot
+from jaxlab.tree import tree_norm, tree_random_normal, tree_scale, tree_vdot
 
 PyTree = Any
 

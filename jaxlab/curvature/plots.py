@@ -1,12 +1,9 @@
-"""Plots of curvature summaries (matplotlib, Agg backend: works headless)."""
+"""Plots of curvature summaries (the backend policy is jaxlab.plots': Agg in scripts, inline in notebooks)."""
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from jaxlab.plots import plt
 
 
 def plot_density(grid, density, path: str, title: str = "Hessian spectral density (SLQ)", log: bool = True,

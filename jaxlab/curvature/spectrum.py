@@ -12,7 +12,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxlab.curvature.hvp import tree_rademacher, tree_vdot
+from jaxlab.tree import tree_rademacher, tree_vdot
 from jaxlab.curvature.lanczos import _flat_operator, lanczos_tridiag, tridiag_eigh
 
 

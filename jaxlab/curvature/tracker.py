@@ -1,67 +1,111 @@
-"""Curvature tracking during training: the hook ``jaxlab.train`` calls every ``curvature.every`` steps.
+"""Curvature tracking during training: an explicit object the trainer calls every ``curvature.every`` steps.
 
-    measure = make_tracker(config, loss_fn)          # loss_fn(params, batch) -> scalar
-    record = measure(params, opt_state, lr, batch)   # {"sharpness": λ1, "eos_threshold": 2/lr, ...}
+    tracker = make_tracker(config, loss_fn, apply_fn=apply, decay_mask=mask, loss_kind="mse")
+    carry = tracker.init(params)                                          # warm-start carry (or None)
+    metrics, carry = tracker(params, opt_state, numbers, batch, carry)   # numbers: {"lr", "momentum", "b1", ...}
 
-``measure`` is pure and jittable, and vmaps over runs (lr and params batched): it is traced inside the trainer's
-jitted ``measure``. What it records is a static set of named quantities (``config.curvature.quantities``, names
-of :data:`QUANTITIES`); the top-k Lanczos eigenpairs of the Hessian on the curvature set are computed once and
-shared by every quantity that reads them.
+``numbers`` are the run's resolved optimiser numbers at this step (``jaxlab.optim.resolve`` with the scheduled
+``lr``), possibly traced: every threshold and preconditioner reads β, ε and the learning rate from them, never
+from the static config, so a sweep over ``optim.b1`` or ``optim.momentum`` records each run's own numbers.
+The tracker is pure and jittable and vmaps over runs. What it records is a static set of named quantities
+(``curvature.quantities``, keys of :data:`QUANTITIES`); the top-k Lanczos eigenpairs of the Hessian on the
+curvature set are computed once and shared by every quantity that reads them.
 
 Records (scalars per run):
   sharpness        λ1 (top Hessian eigenvalue), eos_threshold, sharpness_ratio = (λ1 or preconditioned λ1)/threshold,
                    sharpness_residual = ‖Hu − λ1u‖/λ1 (Ritz bound: how converged λ1 is)
   eig_gap          eig_2 … eig_k and eig_ratio = λ1/λ2 (close to 1: λ1 is poorly separated, its estimate less reliable)
   trace            hessian_trace, hessian_trace_stderr (Hutchinson)
-  ntk              ntk_max: top eigenvalue of the empirical NTK Gram matrix J Jᵀ/N on the curvature set (= the
-                   Gauss–Newton λ1 of a mean MSE, comparable to the sharpness)
-  preconditioned   preconditioned_sharpness (Adam: top eigenvalue of P^-1/2 H P^-1/2), preconditioned_threshold
+  ntk              ntk_max: top eigenvalue of the empirical NTK Gram matrix J Jᵀ/n on the curvature set, n the number
+                   of output rows the loss averages (examples, or tokens for [N, T, C] outputs): the Gauss–Newton λ1
+                   of the mean MSE, comparable to the sharpness. MSE only (for cross-entropy it is not the GGN).
+  preconditioned   preconditioned_sharpness (Adam: top eigenvalue of P^-1/2 H P^-1/2 with P = √v̂ + ε, v̂ = ν/(1 − β2ᵗ)
+                   bias-corrected as in the update; NaN before the first update, when no second-moment estimate
+                   exists yet)
   alignment        align_* cosines of ∇λ1 with the parameters and the gradient
   layer_shares     share/<layer>: each parameter leaf's share of the top eigenvector's squared norm
 
-Thresholds (the step size at which GD on a quadratic with curvature λ1 turns unstable):
-  sgd 2/lr · momentum (heavy ball) (2+2β)/lr · Nesterov (2+2β)/((1+2β)·lr) · adam (2+2β1)/((1−β1)·lr) on the
-  *preconditioned* sharpness (38/lr for β1 = 0.9) · lion: none recorded. β is read from the config (a sweep over
-  hp["optim.momentum"] is not seen by the hook, which receives only lr). With weight decay folded into the
-  gradient (sgd + l2/decoupled) the iteration's curvature is λ1 + λ on the decayed directions; the threshold
-  recorded stays the loss Hessian's 2/lr, as in the EoS literature.
+Thresholds (the step size at which GD on a quadratic with curvature λ1 turns unstable): sgd 2/η · heavy ball
+(2+2β)/η · Nesterov (2+2β)/((1+2β)η) · adam (2+2β1)/((1−β1)η) on the *preconditioned* sharpness (38/η at β1 = 0.9)
+· lion: none. With weight decay folded into the gradient the iteration's curvature is λ1 + λ on the decayed
+directions; the threshold recorded stays the loss Hessian's, as in the EoS literature.
 
-Warm start (``curvature.warm_start``, on by default): each measurement starts Lanczos from the previous one's
-top-k eigenvectors (their sum, plus a small random component so a new direction can still enter), carried between
-measurements in ``TrainState.curv`` (see ``measure.init_carry``; the trainer threads it through, and checkpoints
-save it). Near the edge of stability λ1 and λ2 are nearly equal (λ1/λ2 ≈ 1.01), so a cold start needs ~20
-iterations for 1e-4 relative accuracy; a warm start needs fewer (``python -m jaxlab.bench.curvature``), which is
-what lets a tracker run fewer iterations. The first measurement starts from the key ``curvature.seed``.
+Warm start (``curvature.warm_start``): each measurement starts Lanczos from the previous one's top-k eigenvectors
+(their sum, plus 5% random so a new direction can still enter), carried between measurements in
+``TrainState.curv``. Near the edge of stability λ1/λ2 ≈ 1.01, so a cold start needs ~20 iterations for 1e-4
+relative accuracy; a warm start needs fewer (``python -m jaxlab.bench.curvature``).
 """
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
-from jaxlab.config import register_check, require, require_choice
+from jaxlab.config import require, require_choice
+from jaxlab.curvature.alignment import alignment, layer_shares
+from jaxlab.curvature.hvp import make_hvp
+from jaxlab.curvature.lanczos import lanczos
+from jaxlab.curvature.ntk import ntk_top_eigenvalues
+from jaxlab.curvature.preconditioned import adam_preconditioner, adam_threshold, find_adam_state, preconditioned_matvec
+from jaxlab.curvature.spectrum import hutchinson_trace
+from jaxlab.tree import tree_norm, tree_random_normal
 
-CARRY = "_curvature_carry"  # the record key under which measure returns the next warm-start carry
 
-# name -> (function(ctx) -> dict of scalars, needs Lanczos eigenvalues, needs eigenvectors)
-QUANTITIES: dict[str, tuple[Callable[[dict], dict], bool, bool]] = {}
+def default_config() -> ml_collections.ConfigDict:
+    """The ``curvature`` section."""
+    return ml_collections.ConfigDict(dict(
+        every=0,               # 0 = off; else measure every k steps (a multiple of train.log_every)
+        # what to record, keys of jaxlab.curvature.tracker.QUANTITIES: sharpness | eig_gap | trace | ntk |
+        # preconditioned | alignment | layer_shares (adam adds preconditioned to sharpness by itself)
+        quantities=("sharpness",),
+        num_examples=0,        # curvature set: the first n evaluation examples; 0 = the whole evaluation set
+        num_iters=20,          # Lanczos iterations (full reorthogonalisation) per measurement
+        k=1,                   # top-k Hessian eigenvalues (eig_gap needs 2)
+        chunk_size=0,          # examples per HVP pass (bounds activation memory); 0 = the whole set at once
+        trace_samples=10,      # Hutchinson probe vectors for "trace"
+        seed=0,                # the first Lanczos start vector's key (deterministic)
+        warm_start=True,       # start each measurement's Lanczos from the previous top-k eigenvectors
+    ))
 
 
-def register_quantity(name: str, eigs: bool = False, vectors: bool = False):
-    """Decorator: ``fn(ctx) -> {key: scalar}``; ctx holds params, opt_state, lr, batch, matvec, loss, key,
-    config and, when asked for, eigvals [k] (descending) and eigvecs (pytree, leading axis k)."""
+class Context(NamedTuple):
+    """What a quantity reads. eigvals [k] (descending), eigvecs (pytree, leading axis k) and residuals [k] are
+    None unless some recorded quantity needs them."""
+    tracker: "Tracker"
+    params: Any
+    opt_state: Any
+    numbers: dict          # resolved optimiser numbers at this step: lr, momentum, b1, b2, eps, ...
+    batch: Any             # (x, y): the curvature set
+    matvec: Callable       # v -> Hv on the curvature set
+    key: jax.Array
+    eigvals: Any = None
+    eigvecs: Any = None
+    residuals: Any = None
 
+
+class Quantity(NamedTuple):
+    fn: Callable[[Context], dict]   # ctx -> {record key: scalar}
+    needs_eigs: bool = False        # reads the shared top-k Lanczos eigenvalues
+    needs_vectors: bool = False     # ... and their eigenvectors
+
+
+QUANTITIES: dict[str, Quantity] = {}
+
+
+def register_quantity(name: str, needs_eigs: bool = False, needs_vectors: bool = False):
+    """Decorator: ``fn(ctx: Context) -> {key: scalar}`` recorded under ``curvature.quantities`` name ``name``."""
     def deco(fn):
-        QUANTITIES[name] = (fn, eigs, vectors)
+        QUANTITIES[name] = Quantity(fn, needs_eigs, needs_vectors)
         return fn
-
     return deco
 
 
-def quantity_names(config) -> tuple[str, ...]:
+def quantity_names(curv_cfg) -> tuple[str, ...]:
     """curvature.quantities as a tuple of names ("sharpness,trace" or a tuple of strings)."""
-    q = config.curvature.quantities
+    q = curv_cfg.quantities
     if isinstance(q, str):
         q = [s.strip() for s in q.split(",")]
     return tuple(s for s in q if s)
@@ -69,122 +113,119 @@ def quantity_names(config) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------------------ thresholds
 
-def stability_threshold(optim_cfg, lr):
-    """The optimiser's edge-of-stability threshold at learning rate lr, or None (lion: no known threshold)."""
-    name = optim_cfg.name
-    if name == "sgd":
+def stability_threshold(optimizer: str, numbers: dict, nesterov: bool = False):
+    """The optimiser's edge-of-stability threshold from its (possibly traced) numbers, or None (no known one)."""
+    lr = numbers["lr"]
+    if optimizer == "sgd":
         return 2.0 / lr
-    if name == "momentum":
-        b = optim_cfg.momentum
-        return (2.0 + 2.0 * b) / ((1.0 + 2.0 * b) * lr) if optim_cfg.nesterov else (2.0 + 2.0 * b) / lr
-    if name == "adam":
-        from jaxlab.curvature.preconditioned import adam_threshold
-
-        return adam_threshold(lr, optim_cfg.b1)
+    if optimizer == "momentum":
+        b = numbers["momentum"]
+        return (2.0 + 2.0 * b) / ((1.0 + 2.0 * b) * lr) if nesterov else (2.0 + 2.0 * b) / lr
+    if optimizer == "adam":
+        return adam_threshold(lr, numbers["b1"])
     return None
 
 
-def _uses_preconditioner(optim_cfg) -> bool:
-    return optim_cfg.name == "adam"
+def uses_preconditioner(optimizer: str) -> bool:
+    return optimizer == "adam"
 
 
 # ------------------------------------------------------------------------------------------------ quantities
 
-@register_quantity("sharpness", eigs=True)
-def _sharpness(ctx):
+@register_quantity("sharpness", needs_eigs=True)
+def _sharpness(ctx: Context) -> dict:
     # Ritz residual ‖Hu − λu‖/|λ| (Lanczos' own bound): small means λ1 converged in num_iters.
-    return {"sharpness": ctx["eigvals"][0], "sharpness_residual": ctx["residuals"][0] / jnp.abs(ctx["eigvals"][0])}
+    return {"sharpness": ctx.eigvals[0], "sharpness_residual": ctx.residuals[0] / jnp.abs(ctx.eigvals[0])}
 
 
-@register_quantity("eig_gap", eigs=True)
-def _eig_gap(ctx):
-    ev = ctx["eigvals"]
+@register_quantity("eig_gap", needs_eigs=True)
+def _eig_gap(ctx: Context) -> dict:
+    ev = ctx.eigvals
     out = {f"eig_{i + 1}": ev[i] for i in range(1, ev.shape[0])}
     out["eig_ratio"] = ev[0] / ev[1]
     return out
 
 
 @register_quantity("trace")
-def _trace(ctx):
-    from jaxlab.curvature.spectrum import hutchinson_trace
-
-    cfg = ctx["config"].curvature
-    mean, stderr = hutchinson_trace(ctx["matvec"], ctx["params"], jax.random.fold_in(ctx["key"], 1), cfg.trace_samples)
+def _trace(ctx: Context) -> dict:
+    mean, stderr = hutchinson_trace(ctx.matvec, ctx.params, jax.random.fold_in(ctx.key, 1), ctx.tracker.trace_samples)
     return {"hessian_trace": mean, "hessian_trace_stderr": stderr}
 
 
 @register_quantity("ntk")
-def _ntk(ctx):
-    from jaxlab.curvature.ntk import ntk_top_eigenvalues
-
-    if ctx["apply_fn"] is None:
-        raise ValueError("curvature quantity 'ntk' needs the model's apply_fn: make_tracker(config, loss_fn, apply_fn)")
-    x = ctx["batch"][0]
-    # scale 1/N: the eigenvalue of the Gauss–Newton matrix of a mean-over-examples MSE, comparable to λ1
-    ev, _ = ntk_top_eigenvalues(ctx["apply_fn"], ctx["params"], x, jax.random.fold_in(ctx["key"], 2),
-                                ctx["config"].curvature.num_iters, k=1, scale=1.0 / x.shape[0])
+def _ntk(ctx: Context) -> dict:
+    t = ctx.tracker
+    x = ctx.batch[0]
+    out = jax.eval_shape(lambda p: t.apply_fn(p, x), ctx.params)
+    rows = 1
+    for d in out.shape[:-1]:  # the loss averages over every output row: examples, or examples × tokens
+        rows *= d
+    ev, _ = ntk_top_eigenvalues(t.apply_fn, ctx.params, x, jax.random.fold_in(ctx.key, 2), t.num_iters, k=1,
+                                scale=1.0 / rows)
     return {"ntk_max": ev[0]}
 
 
 @register_quantity("preconditioned")
-def _preconditioned(ctx):
-    from jaxlab.curvature.lanczos import lanczos
-    from jaxlab.curvature.preconditioned import adam_preconditioner, preconditioned_matvec
-
-    cfg = ctx["config"]
-    if not _uses_preconditioner(cfg.optim):
+def _preconditioned(ctx: Context) -> dict:
+    t = ctx.tracker
+    if not uses_preconditioner(t.optimizer):
         return {}
-    P = adam_preconditioner(ctx["opt_state"], b2=cfg.optim.b2, eps=cfg.optim.eps)
-    ev, _ = lanczos(preconditioned_matvec(ctx["matvec"], P), ctx["params"], jax.random.fold_in(ctx["key"], 3),
-                    cfg.curvature.num_iters, k=1)
-    return {"preconditioned_sharpness": ev[0]}
+    n = ctx.numbers
+    P = adam_preconditioner(ctx.opt_state, b2=n["b2"], eps=n["eps"])
+    ev, _ = lanczos(preconditioned_matvec(ctx.matvec, P), ctx.params, jax.random.fold_in(ctx.key, 3), t.num_iters, k=1)
+    # Before Adam's first update there is no second-moment estimate (P = ε): the operator is not the one the
+    # next step sees, so nothing is recorded (NaN) rather than a ratio in the thousands.
+    started = find_adam_state(ctx.opt_state).count > 0
+    return {"preconditioned_sharpness": jnp.where(started, ev[0], jnp.nan)}
 
 
-@register_quantity("alignment", eigs=True, vectors=True)
-def _alignment(ctx):
-    from jaxlab.curvature.alignment import alignment
-    from jaxlab.optim.weight_decay import decay_mask
+@register_quantity("alignment", needs_eigs=True, needs_vectors=True)
+def _alignment(ctx: Context) -> dict:
+    t = ctx.tracker
+    u = jax.tree.map(lambda x: x[0], ctx.eigvecs)
+    mask = t.decay_mask(ctx.params) if t.decay_mask is not None else None  # θ as weight decay moves it
+    loss = lambda p: t.loss_fn(p, ctx.batch)  # noqa: E731
+    return {f"align_{k}": v for k, v in alignment(loss, ctx.params, u, theta_mask=mask).items()}
 
-    u = jax.tree.map(lambda x: x[0], ctx["eigvecs"])
-    mask = decay_mask(ctx["config"].optim.wd_mask)(ctx["params"])  # θ as weight decay moves it
-    return {f"align_{k}": v for k, v in alignment(ctx["loss"], ctx["params"], u, theta_mask=mask).items()}
 
-
-@register_quantity("layer_shares", eigs=True, vectors=True)
-def _layer_shares(ctx):
-    from jaxlab.curvature.alignment import layer_shares
-
-    u = jax.tree.map(lambda x: x[0], ctx["eigvecs"])
+@register_quantity("layer_shares", needs_eigs=True, needs_vectors=True)
+def _layer_shares(ctx: Context) -> dict:
+    u = jax.tree.map(lambda x: x[0], ctx.eigvecs)
     return {f"share/{path}": v for path, v in layer_shares(u).items()}
 
 
-# ------------------------------------------------------------------------------------------------ the hook
+# ------------------------------------------------------------------------------------------------ the tracker
 
-def make_tracker(config, loss_fn: Callable, apply_fn: Callable | None = None) -> Callable:
-    """loss_fn(params, batch) -> scalar; apply_fn(params, x) -> outputs (only the "ntk" quantity needs it; when
-    omitted and loss_fn is a bound Trainer method, the trainer's apply is used).
+@dataclasses.dataclass(frozen=True)
+class Tracker:
+    """Static structure of the measurement; every number a sweep varies arrives as an argument."""
+    loss_fn: Callable                    # (params, batch) -> scalar
+    quantities: tuple[str, ...]
+    optimizer: str = "sgd"               # optim.name: which threshold and preconditioner apply
+    nesterov: bool = False
+    num_iters: int = 20
+    k: int = 1
+    chunk_size: int = 0
+    trace_samples: int = 10
+    seed: int = 0
+    warm_start: bool = True
+    apply_fn: Callable | None = None     # (params, x) -> outputs; the "ntk" quantity needs it
+    decay_mask: Callable | None = None   # params -> bool pytree of decayed leaves ("alignment")
 
-    Returns measure(params, opt_state, lr, batch[, carry]) -> {name: scalar}, pure and jittable; batch = (x, y),
-    the curvature set. All numbers that a sweep varies (params, lr) are arguments; the rest is static config.
-    With ``curvature.warm_start`` (and quantities that run Lanczos), ``measure.init_carry(params)`` gives the
-    initial carry (zeros like params: no previous eigenvectors) and measure also returns the next carry in
-    ``out[CARRY]`` (the trainer pops it into ``TrainState.curv``).
-    """
-    cfg = config.curvature
-    names = quantity_names(config)
-    if _uses_preconditioner(config.optim) and "sharpness" in names and "preconditioned" not in names:
-        names = names + ("preconditioned",)  # adam's threshold applies to the preconditioned sharpness
-    if apply_fn is None and hasattr(getattr(loss_fn, "__self__", None), "apply"):
-        apply_fn = loss_fn.__self__.apply
-    need_eigs = any(QUANTITIES[n][1] for n in names)
-    need_vecs = any(QUANTITIES[n][2] for n in names)
-    k = max(cfg.k, 2 if "eig_gap" in names else 1)
-    warm = bool(cfg.warm_start) and need_eigs
+    @property
+    def needs_eigs(self) -> bool:
+        return any(QUANTITIES[n].needs_eigs for n in self.quantities)
 
-    def start_vector(key, params, carry):
+    @property
+    def warm(self) -> bool:
+        return self.warm_start and self.needs_eigs
+
+    def init(self, params):
+        """The first carry: zeros like params (no previous eigenvectors), or None without a warm start."""
+        return jax.tree.map(jnp.zeros_like, params) if self.warm else None
+
+    def _start_vector(self, key, params, carry):
         """The previous eigenvectors' sum plus 5% random; random alone at the first measurement (carry = 0)."""
-        from jaxlab.curvature.hvp import tree_norm, tree_random_normal
-
         rnd = tree_random_normal(key, params)
         rn = tree_norm(rnd)
         rnd = jax.tree.map(lambda r: r / rn, rnd)
@@ -192,44 +233,57 @@ def make_tracker(config, loss_fn: Callable, apply_fn: Callable | None = None) ->
         has = n > 0
         return jax.tree.map(lambda c, r: jnp.where(has, c / jnp.where(has, n, 1.0) + 0.05 * r, r), carry, rnd)
 
-    def measure(params, opt_state, lr, batch, carry=None) -> dict:
-        from jaxlab.curvature.hvp import make_hvp
-        from jaxlab.curvature.lanczos import lanczos
-
-        key = jax.random.PRNGKey(cfg.seed)
+    def __call__(self, params, opt_state, numbers: dict, batch, carry=None):
+        """-> (metrics {name: scalar}, next carry). numbers: the resolved optimiser numbers, "lr" the current one."""
+        key = jax.random.PRNGKey(self.seed)
         # Unchunked: linearise the gradient once, so each Lanczos matvec is a tangent pass only (~2x cheaper).
-        matvec = make_hvp(loss_fn, params, batch, chunk_size=cfg.chunk_size, linearize=not cfg.chunk_size)
-        ctx = {"params": params, "opt_state": opt_state, "lr": lr, "batch": batch, "matvec": matvec, "key": key,
-               "loss": lambda p: loss_fn(p, batch), "config": config, "apply_fn": apply_fn}
-        if need_eigs:
-            v0 = start_vector(key, params, carry) if warm and carry is not None else None
-            ctx["eigvals"], ctx["eigvecs"], ctx["residuals"] = lanczos(
-                matvec, params, key, cfg.num_iters, k=k, return_vectors=need_vecs or warm, v0=v0,
-                return_residuals=True)
+        matvec = make_hvp(self.loss_fn, params, batch, chunk_size=self.chunk_size, linearize=not self.chunk_size)
+        ctx = Context(self, params, opt_state, numbers, batch, matvec, key)
+        if self.needs_eigs:
+            need_vecs = self.warm or any(QUANTITIES[n].needs_vectors for n in self.quantities)
+            v0 = self._start_vector(key, params, carry) if self.warm and carry is not None else None
+            ev, vecs, res = lanczos(matvec, params, key, self.num_iters, k=self.k, return_vectors=need_vecs, v0=v0,
+                                    return_residuals=True)
+            ctx = ctx._replace(eigvals=ev, eigvecs=vecs, residuals=res)
         out = {}
-        for n in names:
-            out.update(QUANTITIES[n][0](ctx))
-        thr = stability_threshold(config.optim, lr)
+        for n in self.quantities:
+            out.update(QUANTITIES[n].fn(ctx))
+        thr = stability_threshold(self.optimizer, numbers, self.nesterov)
         if thr is not None and "sharpness" in out:
-            top = out.get("preconditioned_sharpness", out["sharpness"]) if _uses_preconditioner(config.optim) \
-                else out["sharpness"]
+            top = out["preconditioned_sharpness"] if uses_preconditioner(self.optimizer) else out["sharpness"]
             out["eos_threshold"] = thr
             out["sharpness_ratio"] = top / thr
-        if warm and carry is not None:
-            out[CARRY] = jax.tree.map(lambda v: jnp.sum(v, axis=0).astype(v.dtype), ctx["eigvecs"])
-        return out
-
-    if warm:
-        measure.init_carry = lambda params: jax.tree.map(jnp.zeros_like, params)
-    return measure
+        if self.warm and carry is not None:
+            carry = jax.tree.map(lambda v: jnp.sum(v, axis=0).astype(v.dtype), ctx.eigvecs)
+        return out, carry
 
 
-@register_check("curvature")
-def check_curvature(config):
+def make_tracker(config, loss_fn: Callable, *, apply_fn: Callable | None = None,
+                 decay_mask: Callable | None = None) -> Tracker:
+    """The tracker ``config.curvature`` describes for ``config.optim``'s optimiser (its name and Nesterov flag are
+    structure; its numbers come at call time). loss_fn(params, batch) -> scalar; apply_fn(params, x) -> outputs
+    (for "ntk"); decay_mask(params) -> bools (for "alignment": θ as weight decay moves it)."""
+    cfg = config.curvature
+    names = quantity_names(cfg)
+    if uses_preconditioner(config.optim.name) and "sharpness" in names and "preconditioned" not in names:
+        names = names + ("preconditioned",)  # adam's threshold applies to the preconditioned sharpness
+    if "ntk" in names and apply_fn is None:
+        raise ValueError("curvature quantity 'ntk' needs the model's apply_fn: make_tracker(..., apply_fn=...)")
+    return Tracker(loss_fn=loss_fn, quantities=names, optimizer=config.optim.name, nesterov=bool(config.optim.nesterov),
+                   num_iters=cfg.num_iters, k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
+                   trace_samples=cfg.trace_samples, seed=cfg.seed, warm_start=bool(cfg.warm_start), apply_fn=apply_fn,
+                   decay_mask=decay_mask)
+
+
+def check(config):
+    """Raise ConfigError naming the first bad ``curvature.*`` key (the section is read only when every > 0)."""
     c = config.curvature
+    require(c.every >= 0, "curvature.every", c.every, "must be >= 0 (0 = off)")
     if c.every == 0:
         return
-    names = quantity_names(config)
+    log_every = config.train.log_every
+    require(c.every % log_every == 0, "curvature.every", c.every, f"must be a multiple of train.log_every={log_every}")
+    names = quantity_names(c)
     require(len(names) > 0, "curvature.quantities", c.quantities, "must name at least one quantity")
     for n in names:
         require_choice("curvature.quantities", n, QUANTITIES)
@@ -245,3 +299,6 @@ def check_curvature(config):
     if "preconditioned" in names:
         require(config.optim.name == "adam", "curvature.quantities", c.quantities,
                 f"'preconditioned' needs optim.name='adam' (got {config.optim.name!r})")
+    if "ntk" in names:
+        require(config.loss.name == "mse", "curvature.quantities", c.quantities,
+                f"'ntk' is the Gauss–Newton λ1 of an MSE loss only (loss.name={config.loss.name!r})")

@@ -4,7 +4,9 @@
 """
 from __future__ import annotations
 
-from jaxlab.config import register_check, require, require_choice
+import ml_collections
+
+from jaxlab.config import require, require_choice
 from jaxlab.data.batching import sample_batch, steps_per_epoch
 from jaxlab.data.dataset import Dataset
 from jaxlab.data import cifar10, mnist1d, mqar, text
@@ -17,6 +19,22 @@ LOADERS = {
 }
 
 
+def default_config() -> ml_collections.ConfigDict:
+    """The ``data`` section."""
+    return ml_collections.ConfigDict(dict(
+        name="mnist1d",        # mnist1d | cifar10 | text | mqar
+        num_train=0,           # 0 = all training examples, else the first num_train
+        num_test=0,            # 0 = all test examples
+        standardize=True,      # per-feature (mnist1d) / per-channel (cifar10) standardisation from train stats
+        path="",               # cifar10: directory with the python batches; text: a text file
+        seq_len=128,           # text / mqar: tokens per example
+        vocab_size=64,         # mqar: vocabulary size
+        num_kv_pairs=8,        # mqar: key-value pairs per sequence
+        num_examples=4096,     # mqar: training sequences (test set is a quarter of that)
+        cache_dir="",          # where generated data is cached ("" = $JAXLAB_CACHE or ~/.cache/jaxlab)
+    ))
+
+
 def get_dataset(cfg) -> Dataset:
     """Load ``cfg.name`` (see LOADERS) and apply the optional train/test subsets."""
     require_choice("data.name", cfg.name, LOADERS)
@@ -24,8 +42,8 @@ def get_dataset(cfg) -> Dataset:
     return ds.subset(cfg.num_train, cfg.num_test)
 
 
-@register_check("data")
-def check_data(config):
+def check(config):
+    """Raise ConfigError naming the first bad ``data.*`` key."""
     d = config.data
     require_choice("data.name", d.name, LOADERS)
     for key in ("num_train", "num_test"):
@@ -40,4 +58,4 @@ def check_data(config):
         cifar10.find(d.path)  # raises a ConfigError with download instructions when absent
 
 
-__all__ = ["Dataset", "get_dataset", "sample_batch", "steps_per_epoch", "LOADERS"]
+__all__ = ["Dataset", "default_config", "check", "get_dataset", "sample_batch", "steps_per_epoch", "LOADERS"]

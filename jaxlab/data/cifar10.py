@@ -10,6 +10,7 @@ import pickle
 import numpy as np
 
 from jaxlab.data.dataset import Dataset, standardize
+from jaxlab.config import ConfigError
 
 HOW_TO = (
     "CIFAR-10 was not found. Either\n"
@@ -23,8 +24,6 @@ _FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 def find(path: str) -> str | None:
     """The directory holding the python batches, None if tensorflow-datasets will serve, else ConfigError."""
-    from jaxlab.config import ConfigError
-
     for cand in (path, os.environ.get("JAXLAB_CIFAR10", "")):
         if not cand:
             continue

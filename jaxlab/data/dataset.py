@@ -5,6 +5,8 @@ import dataclasses
 
 import numpy as np
 
+from jaxlab.config import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -25,8 +27,6 @@ class Dataset:
 
     def subset(self, num_train: int = 0, num_test: int = 0) -> "Dataset":
         """The first ``num_train`` / ``num_test`` examples (0 = all). Loaders shuffle once, so this is a random subset."""
-        from jaxlab.config import ConfigError
-
         for key, n, arr in (("num_train", num_train, self.x_train), ("num_test", num_test, self.x_test)):
             if n > len(arr):
                 raise ConfigError(f"config.data.{key}={n}: the {self.name} dataset has only {len(arr)} examples")

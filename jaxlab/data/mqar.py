@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from jaxlab.data.dataset import Dataset
+from jaxlab.config import require
 
 
 def check(d):
-    from jaxlab.config import require
-
     require(d.vocab_size >= 2 * d.num_kv_pairs + 2, "data.vocab_size", d.vocab_size,
             f"must be >= 2*num_kv_pairs+2 = {2 * d.num_kv_pairs + 2} so keys and values are distinct")
     require(d.seq_len >= 3 * d.num_kv_pairs, "data.seq_len", d.seq_len,

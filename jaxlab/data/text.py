@@ -10,11 +10,10 @@ import os
 import numpy as np
 
 from jaxlab.data.dataset import Dataset
+from jaxlab.config import ConfigError
 
 
 def check_path(path: str):
-    from jaxlab.config import ConfigError
-
     if not path:
         raise ConfigError("config.data.path='': data.name='text' needs a text file, e.g. --config.data.path=README.md")
     if not os.path.isfile(path):
@@ -31,8 +30,6 @@ def _windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load(cfg) -> Dataset:
-    from jaxlab.config import ConfigError
-
     check_path(cfg.path)
     with open(cfg.path, encoding="utf-8", errors="replace") as f:
         text = f.read()

@@ -8,7 +8,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxlab.config import register_check, require, require_choice
+import ml_collections
+
+from jaxlab.config import require, require_choice
 from jaxlab.models.attention import ATTENTION, register_attention
 from jaxlab.models import attention_linear  # noqa: F401  (registers linear | retention | gla)
 from jaxlab.models.cnn import CNN
@@ -36,6 +38,27 @@ def _transformer(cfg, ds):
 MODELS = {"mlp": _mlp, "cnn": _cnn, "transformer": _transformer}
 
 
+def default_config() -> ml_collections.ConfigDict:
+    """The ``model`` section."""
+    return ml_collections.ConfigDict(dict(
+        name="mlp",            # mlp | cnn | transformer
+        widths=(200, 200),     # mlp: hidden widths
+        activation="tanh",     # tanh | relu | gelu | elu | softplus | silu | identity
+        use_bias=True,
+        init="lecun",          # lecun | torch | he | xavier
+        channels=(32, 32),     # cnn: channels of each conv-activation-pool block
+        kernel_size=3,         # cnn
+        pool="max",            # cnn: max | avg | none
+        d_model=128,           # transformer
+        num_layers=2,
+        num_heads=4,
+        mlp_ratio=4,
+        attention="softmax",   # softmax | linear | retention | gla  (see jaxlab.models.attention)
+        max_len=2048,
+        dtype="float32",       # activations dtype for the transformer (params stay float32)
+    ))
+
+
 def get_model(cfg, dataset):
     require_choice("model.name", cfg.name, MODELS)
     return MODELS[cfg.name](cfg, dataset)
@@ -50,8 +73,8 @@ def param_count(params) -> int:
     return sum(int(p.size) for p in jax.tree.leaves(params))
 
 
-@register_check("model")
-def check_model(config):
+def check(config):
+    """Raise ConfigError naming the first bad ``model.*`` key."""
     m, ds_name = config.model, config.data.name
     require_choice("model.name", m.name, MODELS)
     require_choice("model.activation", m.activation, ACTIVATIONS)

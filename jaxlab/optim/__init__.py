@@ -7,7 +7,8 @@
 
 ``hp`` maps numeric field names (``"lr"``, ``"weight_decay"``, ``"b1"``, ``"schedule.warmup_steps"``, ...) to
 possibly traced scalars, so a sweep over them is one compiled program. Schedule refinement from recorded gradient
-norms: jaxlab.optim.refine. The studies behind the experiments: jaxlab.optim.studies (vmapped: jaxlab.optim.vmapped).
+norms: jaxlab.optim.refine. The studies that compare them are experiments (experiments/schedules.py,
+experiments/weight_decay_variants.py).
 Registries: OPTIMIZERS (bases.py), WEIGHT_DECAY (weight_decay.py), SCHEDULES and DECAY_SHAPES (schedules.py);
 extend them with the ``register_*`` decorators.
 """
@@ -15,14 +16,14 @@ from jaxlab.optim.bases import OPTIMIZERS, register_optimizer
 from jaxlab.optim.checks import check_optim
 from jaxlab.optim.defaults import NUMERIC_FIELDS, default_optim_config, resolve
 from jaxlab.optim.ema import ema_params, with_param_ema
-from jaxlab.optim.factory import make_lr_multiplier, make_optimizer, make_schedule
+from jaxlab.optim.factory import make_optimizer, make_schedule
 from jaxlab.optim.metrics import lion_linf_bound, optim_metrics
 from jaxlab.optim.schedules import DECAY_SHAPES, SCHEDULES, register_schedule
 from jaxlab.optim.weight_decay import (WEIGHT_DECAY, add_cautious_decayed_weights, add_decayed_weights, decay_mask,
                                        register_weight_decay)
 
 __all__ = [
-    "make_optimizer", "make_schedule", "make_lr_multiplier", "check_optim", "default_optim_config", "resolve",
+    "make_optimizer", "make_schedule", "check_optim", "default_optim_config", "resolve",
     "NUMERIC_FIELDS", "optim_metrics", "lion_linf_bound", "ema_params", "with_param_ema",
     "OPTIMIZERS", "WEIGHT_DECAY", "SCHEDULES", "DECAY_SHAPES", "register_optimizer", "register_weight_decay",
     "register_schedule", "add_decayed_weights", "add_cautious_decayed_weights", "decay_mask",

@@ -21,11 +21,6 @@ from jaxlab.optim.schedules import make_multiplier
 from jaxlab.optim.weight_decay import WEIGHT_DECAY, decay_mask
 
 
-def make_lr_multiplier(cfg, total_steps: int, hp=None):
-    """step -> s_t, the schedule's multiplier of the peak learning rate (1 after warmup for "constant")."""
-    return make_multiplier(cfg.schedule, total_steps, resolve(cfg, hp))
-
-
 def make_schedule(cfg, total_steps: int, hp=None):
     """step -> lr_t = lr · s_t (the actual learning rate of step t)."""
     p = resolve(cfg, hp)

@@ -25,11 +25,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxlab.optim.defaults import resolve
-from jaxlab.optim.weight_decay import decay_mask, path_str
-
-
-def _norm(x):
-    return jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32))))
+from jaxlab.optim.weight_decay import decay_mask
+from jaxlab.tree import path_str, tree_norm
 
 
 def group_norms(params) -> dict:
@@ -46,7 +43,7 @@ def effective_lr(params, lr, patterns, power: int) -> dict:
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         name = path_str(path)
         if any(p.search(name) for p in compiled):
-            out[f"eff_lr/{name}"] = lr / jnp.maximum(_norm(leaf), 1e-30) ** power
+            out[f"eff_lr/{name}"] = lr / jnp.maximum(tree_norm(leaf), 1e-30) ** power
     return out
 
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxlab.config import ConfigError
+from jaxlab.tree import leaf_paths, path_str
 
 PyTree = Any
 MaskFn = Callable[[PyTree], PyTree]   # params -> same structure of Python bools (static)
@@ -30,24 +31,6 @@ MaskFn = Callable[[PyTree], PyTree]   # params -> same structure of Python bools
 # ---------------------------------------------------------------------------------------------------- masks
 
 NO_DECAY_NAMES = ("bias", "scale")    # flax names of biases and LayerNorm/RMSNorm scales
-
-
-def path_str(path) -> str:
-    """A tree_util key path as 'Dense_0/kernel'."""
-    parts = []
-    for k in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(k, attr):
-                parts.append(str(getattr(k, attr)))
-                break
-        else:
-            parts.append(str(k))
-    return "/".join(parts)
-
-
-def leaf_paths(tree) -> PyTree:
-    """The same structure as ``tree`` with each leaf replaced by its path string."""
-    return jax.tree_util.tree_map_with_path(lambda p, _: path_str(p), tree)
 
 
 def _default_rule(path: str, leaf) -> bool:

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxlab.stats import stats
+
 
 def point_of(coords: dict) -> dict:
     return {k: v for k, v in coords.items() if k != "seed"}
@@ -23,16 +25,6 @@ def by_point(runs: Sequence) -> list[tuple[dict, list]]:
         point = point_of(r.coords)
         groups.setdefault(repr(point), (point, []))[1].append(r)
     return list(groups.values())
-
-
-def stats(values: Sequence[float]) -> dict | None:
-    """mean, std (ddof=1), min, max and n of the finite values; None if there are none."""
-    v = np.asarray([x for x in values if isinstance(x, (int, float)) and math.isfinite(x)], np.float64)
-    if v.size == 0:
-        return None
-    std = float(v.std(ddof=1)) if v.size > 1 and v.max() > v.min() else 0.0
-    r = lambda x: float(f"{x:.7g}")  # noqa: E731 - the float32 inputs hold 7 significant digits
-    return {"mean": r(v.mean()), "std": r(std), "min": r(v.min()), "max": r(v.max()), "n": int(v.size)}
 
 
 def point_summary(point: dict, runs: Sequence) -> dict:

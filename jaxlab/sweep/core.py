@@ -24,7 +24,10 @@ from jaxlab.sweep import memory
 from jaxlab.sweep.aggregate import grid_summary
 from jaxlab.sweep.batched import BatchedCompiled, fetch, make_mesh
 from jaxlab.sweep.plan import Group, RunSpec, chunk_sizes, describe, plan, seed_list
-from jaxlab.train import Result, make_record, make_train, summarize, drive
+from jaxlab.grid import with_overrides
+from jaxlab.io import MetricsWriter, Progress
+from jaxlab.schema import validate
+from jaxlab.train import Result, drive, make_record, make_train, resume_chunk, summarize
 
 
 @dataclasses.dataclass
@@ -66,9 +69,6 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
       not only at logged steps.
     log: one line per planning decision (None: silent).
     """
-    from jaxlab.config import validate
-    from jaxlab.io import MetricsWriter
-
     validate(config)
     log = log or (lambda msg: None)
     groups, axes = plan(config, seeds, axes)
@@ -131,9 +131,6 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
 
     ckpt: (workdir, tag): checkpoint the chunk's stacked state in workdir/checkpoints/tag, resuming from it
     (per_step_keys then hold the steps trained in this process only)."""
-    from jaxlab.grid import with_overrides
-    from jaxlab.io import Progress
-
     specs = chunk + [chunk[0]] * (size - len(chunk))
     keys = np.stack([np.asarray(jax.random.PRNGKey(s.seed)) for s in specs])
     hp = {k: np.asarray([s.hp[k] for s in specs], np.float32) for k in chunk[0].hp}
@@ -145,8 +142,6 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
     steps: dict[str, list[np.ndarray]] = {k: [] for k in per_step_keys}  # key -> chunks of [runs, chunk_steps]
     start, checkpointer = 0, None
     if ckpt is not None:
-        from jaxlab.checkpoint.resume import resume_chunk
-
         start, state, records, checkpointer = resume_chunk(config, *ckpt, state, [s.coords for s in chunk])
     writers = [writer.with_extra({"run": s.coords}) if writer is not None else None for s in chunk]
     show = config.train.progress if progress is None else progress

@@ -12,6 +12,8 @@ import functools
 import jax
 import numpy as np
 
+from jaxlab.train.loop import measure_flags
+
 MIB = 2 ** 20
 AUTO_FRACTION = 0.8  # of a device's memory, when the budget is left at 0 and the backend reports a limit
 
@@ -34,14 +36,13 @@ def _nbytes(tree) -> int:
 
 def bytes_per_run(trainer, data) -> tuple[int, int] | None:
     """(bytes one run needs, bytes shared by all runs) from the compiled one-run programs; None if unknown."""
-    from jaxlab.train import _flags
 
     config = trainer.config
     key = jax.ShapeDtypeStruct((1, 2), np.uint32)
     hp = {k: jax.ShapeDtypeStruct((1,), np.float32) for k in trainer.default_hp()}
     state = jax.eval_shape(jax.vmap(trainer.init), key, hp)
     shared = _nbytes(data)
-    flags = _flags(config, config.train.steps)
+    flags = measure_flags(config, config.train.steps)
     flags["test"] = True
     fns = [
         jax.vmap(functools.partial(trainer.advance, num_steps=min(config.train.log_every, config.train.steps)),

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxlab.config import ConfigError, get_path, register_check, require
+from jaxlab.config import ConfigError, get_path
 from jaxlab.grid import grid_points, parse_axes, with_overrides
+from jaxlab.optim import NUMERIC_FIELDS
+from jaxlab.schema import validate
 from jaxlab.train import default_hp
 
 
@@ -41,8 +43,6 @@ def traceable(config, path: str) -> bool:
     ``schedule.warmup_steps``, ...), which the optimiser builder reads from ``hp``. Names, flags, tuples and every
     other section (model width, batch size, ...) change the program: they are structural.
     """
-    from jaxlab.optim import NUMERIC_FIELDS
-
     get_path(config, path)  # an unknown path fails here, naming it
     return path.startswith("optim.") and path[len("optim."):] in NUMERIC_FIELDS
 
@@ -84,7 +84,6 @@ def plan(config, seeds=None, axes=None) -> tuple[list[Group], dict[str, list]]:
 
 def check_point(config, point: dict):
     """``config`` with ``point`` applied, validated; errors name the grid point and the bad key."""
-    from jaxlab.config import validate
 
     if not point:
         return config
@@ -122,19 +121,3 @@ def describe(groups: list[Group], axes: dict, seeds: list[int]) -> str:
         lines.append(f"structural axes {', '.join(structural)} cannot be traced: a loop over {len(groups)} groups, "
                      f"each compiled separately")
     return "\n".join(lines)
-
-
-@register_check("sweep")
-def check_sweep(config):
-    s = config.sweep
-    require(s.seeds >= 1, "sweep.seeds", s.seeds, "must be >= 1")
-    require(s.chunk_size >= 0, "sweep.chunk_size", s.chunk_size, "must be >= 0 (0 = from the memory budget)")
-    require(s.memory_budget_mb >= 0, "sweep.memory_budget_mb", s.memory_budget_mb,
-            "must be >= 0 (0 = 80% of device memory where the backend reports it, else no limit)")
-    if s.axes:
-        axes = parse_axes(s.axes, config)
-        for path in axes:
-            if path.startswith("sweep."):
-                raise ConfigError(f"config.sweep.axes: {path!r} cannot be swept")
-        # Each point's values are validated by plan() (before any compute), not here: studies that read
-        # sweep.axes their own way may skip combinations (e.g. a weight decay with wd_variant="none").

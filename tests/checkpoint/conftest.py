@@ -6,7 +6,7 @@ import pytest
 
 
 def make_config():
-    from jaxlab.config import base_config
+    from jaxlab.schema import base_config
 
     c = base_config()
     c.data.num_train = 256

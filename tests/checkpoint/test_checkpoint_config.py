@@ -1,7 +1,8 @@
 """checkpoint.* values are checked before any compute, and errors name the key."""
 import pytest
 
-from jaxlab.config import ConfigError, base_config, validate
+from jaxlab.config import ConfigError
+from jaxlab.schema import base_config, validate
 
 
 @pytest.mark.parametrize("key, value, needle", [

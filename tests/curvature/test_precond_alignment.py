@@ -6,7 +6,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 from jaxlab.curvature import (adam_preconditioner, adam_threshold, alignment, find_adam_state, layer_shares, make_hvp,
                               preconditioned_sharpness, sharpness_gradient)
 from jaxlab.optim.factory import make_optimizer

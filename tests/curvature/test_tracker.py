@@ -10,7 +10,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from jaxlab import data as data_lib
-from jaxlab.config import ConfigError, base_config, validate
+from jaxlab.config import ConfigError
+from jaxlab.schema import base_config, validate
 from jaxlab.curvature.eos import eos_run_summary, write_eos_outputs
 from jaxlab.curvature.tracker import make_tracker
 from jaxlab.experiment import run_grid

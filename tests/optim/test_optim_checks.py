@@ -1,7 +1,8 @@
 """Bad optimiser settings fail in validation with the key named, before any data or compute."""
 import pytest
 
-from jaxlab.config import ConfigError, validate
+from jaxlab.config import ConfigError
+from jaxlab.schema import validate
 from jaxlab.optim import make_optimizer
 
 # tiny_config has train.steps = 40.

@@ -1,5 +1,5 @@
 """Shared by the sweep tests: a config whose sweeps take seconds."""
-from jaxlab.config import base_config
+from jaxlab.schema import base_config
 
 
 def sweep_config(model: str = "mlp"):

@@ -1,7 +1,8 @@
 """Planning: traced vs structural axes, groups, chunk sizes, and config errors before any compute."""
 import pytest
 
-from jaxlab.config import ConfigError, validate
+from jaxlab.config import ConfigError
+from jaxlab.schema import validate
 from jaxlab.grid import parse_axes
 from jaxlab.sweep.plan import chunk_sizes, plan, seed_list, traceable
 

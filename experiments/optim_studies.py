@@ -1,20 +1,24 @@
-"""Many runs of one config as one program, in the layout the optimiser studies use, and their tables.
+"""What the two optimiser studies (experiments.weight_decay_variants, experiments.schedules) share: many runs of
+one config as one vmapped sweep, grouped by grid point, and the study's outputs.
 
     results = run_points(config, {"optim.lr": [0.1, 0.3]}, seeds=[0, 1, 2])
     results[1].records[2][-1]["test_accuracy"]      # point 1 (lr 0.3), seed 2, last logged step
     results[1].per_step["grad_norm"]                # [seeds, steps]: every optimiser step
-
-A thin view of :func:`jaxlab.sweep.sweep` (one vmapped program over the product grid × seeds): results grouped
-by grid point, with the per-step metrics the studies need (the refined schedule reads every step's gradient norm).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Sequence
 
 import numpy as np
 
+from jaxlab.config import ConfigError, get_path
+from jaxlab.grid import parse_axes
+from jaxlab.io import write_summary
 from jaxlab.sweep import by_point, sweep
+
+METRICS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "param_norm")
 
 PER_STEP_KEYS = ("grad_norm", "batch_loss", "lr")
 
@@ -41,20 +45,6 @@ def run_points(config, axes: dict[str, Sequence[float]], seeds: Sequence[int], d
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- aggregation
-
-def final_stats(result: PointResult, keys: Sequence[str]) -> dict:
-    """{key_mean, key_std} over the seeds that did not diverge (last record), and ``diverged`` (a count)."""
-    finals = [r[-1] for r in result.records]
-    ok = [f for f in finals if not f.get("diverged", False)]
-    out = {"diverged": len(finals) - len(ok)}
-    for k in keys:
-        vals = np.array([f[k] for f in ok if isinstance(f.get(k), (int, float))], np.float64)
-        out[f"{k}_mean"] = float(vals.mean()) if vals.size else float("nan")
-        out[f"{k}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
-    return out
-
-
 def curvature_keys(records: Sequence[dict]) -> list[str]:
     """Keys only curvature measurements produce (present when config.curvature.every > 0), e.g. 'sharpness'."""
     base = {"step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "param_norm", "lr", "diverged",
@@ -63,15 +53,33 @@ def curvature_keys(records: Sequence[dict]) -> list[str]:
     return [k for k in last if k not in base and "/" not in k and isinstance(last[k], (int, float))]
 
 
-def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], digits: int = 4) -> str:
-    """rows of stats -> a markdown table. columns: (header, key); a key 'x' with x_mean/x_std shows 'm ± s'."""
-    def cell(row, key):
-        if f"{key}_mean" in row:
-            m, s = row[f"{key}_mean"], row[f"{key}_std"]
-            return f"{m:.{digits}g} ± {s:.2g}" if np.isfinite(m) else "—"
-        v = row.get(key, "")
-        return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+def seeds_of(config) -> list[int]:
+    return list(range(config.seed, config.seed + config.sweep.seeds))
 
-    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r, k) for _, k in columns) + " |" for r in rows]
-    return "\n".join(lines)
+
+def split_axes(config, structural: str, traced: tuple[str, ...]):
+    axes = parse_axes(config.sweep.axes, config)
+    values = axes.pop(structural, None) or [get_path(config, structural)]
+    extra = sorted(set(axes) - set(traced))
+    if extra:
+        raise ConfigError(f"config.sweep.axes: this study sweeps {structural} and {list(traced)}; "
+                          f"{extra} cannot be swept here")
+    return values, axes
+
+
+def write_records(writer, label: dict, result) -> None:
+    if writer is None:
+        return
+    for seed, records in zip(result.seeds, result.records):
+        w = writer.with_extra({"run": {**label, **result.point, "seed": seed}})
+        for r in records:
+            w.write(r)
+
+
+def finish(workdir, rows, table, columns, title, extra=None):
+    if workdir:
+        write_summary(workdir, {"rows": rows, **(extra or {})})
+        with open(os.path.join(workdir, "results.md"), "w") as f:
+            f.write(f"# {title}\n\n{table}\n")
+    print(f"\n{title}\n\n{table}\n")
+    return {"rows": rows, "table": table, "columns": columns, **(extra or {})}

@@ -1,8 +1,8 @@
-"""Edge-of-stability analysis of tracked runs: per-run summary numbers, the classic EoS plot, and tracking cost.
+"""Edge-of-stability analysis of tracked runs (host-side numpy): per-run summary numbers and the classic EoS plot.
 
-    summary = eos_summary(results, config)              # per run: sharpness vs threshold, sharpening, oscillations
+    s = eos_run_summary(result.records)                 # one run: sharpness vs threshold, sharpening, oscillations
+    summary = eos_summary(results, config)              # a sweep's RunResults: {"eos": [row per run]}
     eos_plots(results, config, workdir)                 # eos_sharpness.png, eos_loss.png
-    cost = curvature_cost(config)                       # {"curvature_time_fraction": ..., ...}
 
 Inputs are records as ``jaxlab.train.run`` writes them: dicts with "step" and, at curvature steps, "sharpness",
 "eos_threshold" and "sharpness_ratio" (see :mod:`jaxlab.curvature.tracker`). Everything here is host-side numpy.
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from typing import Sequence
 
 import numpy as np
+
+from jaxlab.plots import plt
 
 LR, WD = "optim.lr", "optim.weight_decay"
 
@@ -129,8 +130,6 @@ def _panels(results, config):
 def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = False, title: str = "") -> str:
     """One panel per weight decay; per lr a line of ``key`` vs step (one colour per lr, every seed) and, for
     key = "sharpness", the dashed threshold (2/η for GD) in the same colour."""
-    from jaxlab.plots import plt
-
     panels = _panels(results, config)
     lrs = sorted({lr for _, runs in panels for lr, _, _ in runs})
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
@@ -165,70 +164,3 @@ def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
     return [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), title=title),
             plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
                      title=f"{config.model.name}: train loss per weight decay")]
-
-
-# ------------------------------------------------------------------------------------------------ cost
-
-def _median_time(fn, reps: int) -> float:
-    fn()  # compile
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
-def curvature_cost(config, dataset=None, reps: int = 3) -> dict:
-    """Time of curvature tracking against training for one run of ``config`` (jitted, median of reps).
-
-    Times one chunk of train.log_every steps, a measurement without and with curvature; the fraction is
-      n_curv · (t_measure_curv − t_measure) / (steps/log_every · t_chunk + n_curv · (t_measure_curv − t_measure))
-    with n_curv the measurements a run makes. A vmapped sweep batches runs in both, so the one-run ratio stands
-    for the sweep's.
-    """
-    import jax
-
-    from jaxlab import data as data_lib
-    from jaxlab.train import Compiled, make_train
-
-    dataset = dataset if dataset is not None else data_lib.get_dataset(config.data)
-    trainer = make_train(config, dataset)
-    fns = Compiled(trainer)
-    hp = {k: jax.numpy.float32(v) for k, v in trainer.default_hp().items()}
-    data = trainer.device_data(dataset)
-    state = fns.init(jax.random.PRNGKey(0), hp)
-    n = config.train.log_every
-    advance = jax.jit(trainer.advance, static_argnames="num_steps")  # not donated: the state is reused
-    block = jax.block_until_ready
-    t_chunk = _median_time(lambda: block(advance(state, hp, data, num_steps=n)), reps)
-    t_plain = _median_time(lambda: block(fns.measure(state, hp, data, test=False, curvature=False)), reps)
-    t_curv = _median_time(lambda: block(fns.measure(state, hp, data, test=False, curvature=True)), reps)
-    steps, every = config.train.steps, config.curvature.every
-    n_curv = (steps // every + 1 + (steps % every != 0)) if every else 0
-    extra = max(t_curv - t_plain, 0.0)
-    train = steps / n * t_chunk
-    return {"curvature_time_fraction": _r(n_curv * extra / (train + n_curv * extra), 3),
-            "curvature_s_per_measurement": _r(extra, 3), "train_s_per_step": _r(t_chunk / n, 3),
-            "curvature_measurements_per_run": n_curv,
-            "curvature_cost_in_steps": _r(extra / (t_chunk / n), 3)}
-
-
-# ------------------------------------------------------------------------------------------------ outputs
-
-def write_eos_outputs(results, config, workdir: str, print_table: bool = True) -> dict:
-    """The experiment's outputs: summary.json (grid summary + "eos" per run + tracking cost), eos_sharpness.png,
-    eos_loss.png, loss_curves.png and loss_bands.png; prints the per-run table. Returns the summary."""
-    from jaxlab.experiment import write_grid_outputs
-
-    eos = eos_summary(results, config)
-    cost = curvature_cost(config) if config.curvature.every else {}
-    eos_plots(results, config, workdir, title=f"{config.model.name}: sharpness vs 2/η per weight decay")
-    summary = write_grid_outputs(results, workdir, extra_summary={**eos, **cost},
-                                 keys=("train_loss", "sharpness", "test_accuracy"))
-    if print_table:
-        print(format_table(eos["eos"]))
-        if cost:
-            print(f"curvature tracking: {cost['curvature_time_fraction']:.1%} of the time "
-                  f"({cost['curvature_cost_in_steps']:.3g} training steps per measurement)")
-    return summary

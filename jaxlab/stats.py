@@ -1,0 +1,62 @@
+"""Statistics over seeds and the markdown tables experiments print (host-side numpy; one place for both).
+
+    stats([0.1, 0.2, nan])       -> {"mean", "std", "min", "max", "n"} of the finite values (7 significant digits)
+    mean_std([0.1, 0.2])         -> {"mean", "std"}        (std: sample, ddof = 1; 0 for a single value)
+    markdown_table(rows, [("lr", "lr"), ("test acc", "test_accuracy")])
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def finite(values) -> np.ndarray:
+    """The finite numbers among ``values`` (non-numbers, NaN and inf dropped) as float64."""
+    return np.asarray([x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)
+                       and math.isfinite(x)], np.float64)
+
+
+def stats(values: Sequence[float]) -> dict | None:
+    """mean, std (ddof=1), min, max and n of the finite values; None if there are none."""
+    v = finite(values)
+    if v.size == 0:
+        return None
+    std = float(v.std(ddof=1)) if v.size > 1 and v.max() > v.min() else 0.0
+    r = lambda x: float(f"{x:.7g}")  # noqa: E731 - the float32 inputs hold 7 significant digits
+    return {"mean": r(v.mean()), "std": r(std), "min": r(v.min()), "max": r(v.max()), "n": int(v.size)}
+
+
+def mean_std(values) -> dict:
+    """{"mean", "std"} of ``values`` as given (NaN when empty; std 0 for a single value)."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    return {"mean": float(v.mean()) if v.size else float("nan"), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0}
+
+
+def final_stats(finals: Sequence[dict], keys: Sequence[str]) -> dict:
+    """{key_mean, key_std} over the final records that did not diverge, and ``diverged`` (a count)."""
+    ok = [f for f in finals if not f.get("diverged", False)]
+    out = {"diverged": len(finals) - len(ok)}
+    for k in keys:
+        s = mean_std([f[k] for f in ok if isinstance(f.get(k), (int, float))])
+        out[f"{k}_mean"], out[f"{k}_std"] = s["mean"], s["std"]
+    return out
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str | Callable[[dict], str]]],
+                   digits: int = 4) -> str:
+    """rows -> a markdown table. columns: (header, key or cell function); a key 'x' whose row has x_mean/x_std
+    shows 'm ± s'; floats get ``digits`` significant digits."""
+    def cell(row, key):
+        if callable(key):
+            return key(row)
+        if f"{key}_mean" in row:
+            m, s = row[f"{key}_mean"], row[f"{key}_std"]
+            return f"{m:.{digits}g} ± {s:.2g}" if np.isfinite(m) else "—"
+        v = row.get(key, "")
+        return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r, k) for _, k in columns) + " |" for r in rows]
+    return "\n".join(lines)

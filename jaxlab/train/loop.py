@@ -1,0 +1,162 @@
+"""Training as a pure function of ``(config, seed)``: the loop that drives a :class:`~jaxlab.train.trainer.Trainer`.
+
+    result = run(config, seed)        # validate, load data, init, train to train.steps -> Result(records, summary)
+
+:func:`drive` is the chunk loop shared by ``run`` and the sweep: jitted chunks of ``train.log_every`` steps with
+donated state, the next chunk dispatched before the last chunk's metrics are fetched, and nothing per step on the
+Python side. A run whose loss becomes non-finite or exceeds ``train.divergence_factor`` × its initial loss stops
+updating (its state is frozen) and is flagged ``diverged`` with the step; in a vmapped sweep the other runs go on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlab import data as data_lib
+from jaxlab.io import Progress
+from jaxlab.schema import validate
+from jaxlab.train.trainer import TrainState, Trainer, default_hp, make_train
+
+
+@dataclasses.dataclass
+class Result:
+    config: Any
+    seed: int
+    state: TrainState
+    records: list[dict]
+    summary: dict
+    per_step: dict | None = None  # key -> [steps] host array of every optimiser step (sweep(per_step_keys=...))
+
+
+def to_python(tree):
+    """Device scalars -> Python numbers (one device_get for the whole record)."""
+    def conv(x):
+        x = np.asarray(x)
+        if x.dtype == np.float32:  # 7 significant digits: all a float32 holds, without repr noise
+            return float(f"{x.item():.7g}") if x.ndim == 0 else [float(f"{v:.7g}") for v in x.ravel().tolist()]
+        return x.item() if x.ndim == 0 else x.tolist()
+    return jax.tree.map(conv, jax.device_get(tree))
+
+
+def schedule_points(config) -> list[tuple[int, int]]:
+    """(chunk_start, chunk_length) pairs covering train.steps in chunks of train.log_every."""
+    steps, every = config.train.steps, config.train.log_every
+    return [(s, min(every, steps - s)) for s in range(0, steps, every)]
+
+
+def measure_flags(config, step: int) -> dict:
+    steps = config.train.steps
+    ev, cv = config.train.eval_every, config.curvature.every
+    return {"test": ev == 0 or step % ev == 0 or step == steps,
+            "curvature": cv > 0 and (step % cv == 0 or step == steps)}
+
+
+class Compiled:
+    """The jitted entry points of a trainer: state donated to ``advance``; flags and lengths are static."""
+
+    def __init__(self, trainer: Trainer):  # noqa: D107
+        self.init = jax.jit(trainer.init)
+        self.advance = jax.jit(trainer.advance, static_argnames="num_steps", donate_argnums=0)
+        self.measure = jax.jit(trainer.measure, static_argnames=("test", "curvature"))
+
+
+def run(config, seed: int, *, hp: dict | None = None, writer=None, callbacks: Sequence[Callable] = (),
+        initial_state: TrainState | None = None, dataset=None, progress: bool | None = None) -> Result:
+    """Train one run to ``config.train.steps``; deterministic in (config, seed, hp).
+
+    writer: optional ``jaxlab.io.MetricsWriter``; each record is written as soon as it is fetched.
+    callbacks: ``cb(state, step, records)`` after every chunk, before the state is donated to the next one
+      (checkpointing); ``records`` are those fetched so far.
+    initial_state: resume from this state (its ``step`` says where); records start after it.
+    """
+    validate(config)
+    dataset = dataset if dataset is not None else data_lib.get_dataset(config.data)
+    trainer = make_train(config, dataset)
+    hp = {**default_hp(config), **(hp or {})}
+    hp = {k: jnp.float32(v) for k, v in hp.items()}
+    fns = Compiled(trainer)
+    data = trainer.device_data(dataset)
+    state = initial_state if initial_state is not None else fns.init(jax.random.PRNGKey(seed), hp)
+    start = int(state.step)
+
+    show = config.train.progress if progress is None else progress
+    bar = Progress(total=config.train.steps, initial=start, enabled=show, desc=f"seed {seed}")
+    records: list[dict] = []
+
+    def on_fetch(step, per_step, rec):
+        rec = make_record(step, per_step, rec)
+        records.append(rec)
+        if writer is not None:
+            writer.write(rec)
+        bar.update_to(step, rec)
+
+    t0 = time.perf_counter()
+    state = drive(config, fns, state, hp, data, on_fetch, start=start,
+                  callbacks=[lambda s, step, cb=cb: cb(s, step, records) for cb in callbacks])
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    summary = summarize(records, state, elapsed)
+    return Result(config=config, seed=seed, state=state, records=records, summary=summary)
+
+
+def drive(config, fns, state, hp, data, on_fetch: Callable, *, start: int = 0, callbacks: Sequence[Callable] = (),
+          fetch: Callable = jax.device_get):
+    """The chunk loop shared by :func:`run` (one run) and ``jaxlab.sweep`` (vmapped runs) -> final state.
+
+    fns: ``advance(state, hp, data, num_steps=)`` and ``measure(state, hp, data, test=, curvature=)``, jitted
+    (``Compiled``, or their vmapped and sharded forms). The next chunk is dispatched before the previous chunk's
+    metrics are fetched, so the host never stalls the device. on_fetch(step, per_step, record) receives host
+    (numpy) trees: per_step is the chunk's per-step metrics (None for the initial measurement at step 0).
+    callbacks: ``cb(state, step)`` after each chunk, before the state is donated to the next one.
+    fetch: device -> host transfer (a multi-process sweep passes an all-gather).
+    """
+    pending: list[tuple[int, Any, Any]] = []
+
+    def measure(state, step):
+        """-> (record, state): the tracker's carry goes into the state (so checkpoints hold it too)."""
+        rec, carry = fns.measure(state, hp, data, **measure_flags(config, step))
+        return rec, state if carry is None else state.replace(curv=carry)
+
+    def emit():
+        step, per_step, rec = pending.pop(0)
+        rec, per_step = fetch((rec, per_step))
+        on_fetch(step, per_step, rec)
+
+    if start == 0:
+        rec, state = measure(state, 0)
+        pending.append((0, None, rec))
+    for chunk_start, length in schedule_points(config):
+        if chunk_start < start:
+            continue
+        state, per_step = fns.advance(state, hp, data, num_steps=length)
+        end = chunk_start + length
+        rec, state = measure(state, end)
+        pending.append((end, per_step, rec))
+        while len(pending) > 1:  # fetch the previous chunk while this one runs
+            emit()
+        for cb in callbacks:
+            cb(state, end)
+    while pending:
+        emit()
+    return state
+
+
+def make_record(step: int, per_step, rec) -> dict:
+    """One run's host metrics at ``step`` -> a JSON-ready record: the measurement plus, after a chunk, the last
+    step's batch metrics (what the optimiser saw)."""
+    rec, per_step = to_python((rec, per_step))
+    if per_step is not None:
+        rec.update({k: v[-1] for k, v in per_step.items() if k != "lr"})
+    return {"step": step, **rec}
+
+
+def summarize(records: list[dict], state: TrainState, elapsed: float) -> dict:
+    last = records[-1] if records else {}
+    final = {f"final_{k}": v for k, v in last.items() if k not in ("step", "diverged") and isinstance(v, (int, float))}
+    return {"steps": last.get("step", 0), **final, "diverged": bool(state.diverged),
+            "diverged_step": int(state.diverged_step), "wall_time_s": round(elapsed, 3)}
