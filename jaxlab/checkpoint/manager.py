@@ -2,16 +2,34 @@
 
     mngr = open_manager(directory, config.checkpoint)
     save(mngr, step, host_state)                 # async: returns once the write is queued
-    step, state = restore_latest(mngr, template) # newest checkpoint that restores and verifies, else (None, None)
+    step, state, meta = restore_latest(mngr, template)  # newest checkpoint that restores and verifies, else Nones
     params = restore_params(mngr, step)          # parameters only (the merger's one-at-a-time read)
 
-A checkpoint has three orbax items: ``params`` (the parameter pytree as is, so it can be read alone),
-``train`` (every other TrainState leaf: step, opt_state, key, ref_loss, diverged flags, as a flat dict
-``{"000": leaf, ...}``, so optax's NamedTuples and empty states need no special handling) and ``meta`` (JSON:
-step, a CRC32 of every leaf's bytes, and caller fields). orbax commits a step by renaming its temporary
-directory, so a save killed midway leaves no step behind; the checksums catch what that cannot (a file
-truncated or altered after the commit): a checkpoint that fails them is skipped with a warning, never loaded.
-The data position needs no saving: a batch is a pure function of (state.key, state.step).
+Layout. Every part of the state is a standard orbax PyTree item of NAMED nested dicts, so a checkpoint opens
+without jaxlab (``ocp.StandardCheckpointer().restore(f"{directory}/{step}/opt_state")``):
+
+* ``params``: the parameter tree as is (``{"Dense_0": {"kernel": ..., "bias": ...}, ...}``);
+* ``opt_state``: the optimiser state with its own structure, NamedTuple fields and tuple indices as keys: optax
+  ``adam`` is ``{"0": {"count": ..., "mu": <params' paths>, "nu": <params' paths>}}`` (its chain's second
+  state, an ``EmptyState``, has no leaves and no key);
+* ``train``: every other TrainState field by name: ``{"step", "key", "ref_loss", "diverged", "diverged_step"}``
+  plus ``"curv"`` (the curvature carry's tree) when it is not None;
+* ``meta`` (JSON): ``step``, ``format`` (2), caller fields, and ``crc``: ``{item: {leaf path: CRC32 of the leaf's
+  bytes}}``, the leaf path being the item's keys joined by "/" (e.g. ``"0/nu/Dense_0/kernel"``).
+
+The nested dict of a state is :func:`tree_to_dict` (the keys of ``jax.tree_util``'s key paths); only leaves are
+stored, so empty nodes (``None``, ``optax.EmptyState()``, ``()``) take no space and an item with no leaves at all
+(e.g. the optimiser state of plain SGD) is not written. A restore maps the stored leaves back onto the caller's
+template BY KEY PATH (not by flatten order), so empty nodes and NamedTuple types come from the template and the
+restored state is bitwise the saved one. A sweep chunk's stacked state (a leading run axis on every leaf) is
+saved and restored the same way.
+
+orbax commits a step by renaming its temporary directory, so a save killed midway leaves no step behind; the
+checksums catch what that cannot (a file truncated or altered after the commit): a checkpoint that fails them, or
+cannot be read, or does not fit the template, is skipped with a warning, never loaded. Restores are host numpy
+(never onto an accelerator). The data position needs no saving: a batch is a pure function of (state.key,
+state.step). Checkpoints of the previous layout (format 1: a flat numbered ``train`` item) are still read by
+:func:`restore_latest` and :func:`restore_params`, never written.
 """
 from __future__ import annotations
 
@@ -26,11 +44,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 log = logging.getLogger(__name__)
-ITEMS = ("params", "train", "meta")
+FORMAT = 2
+STATE_ITEMS = ("params", "opt_state", "train")  # TrainState fields other than params/opt_state go to "train"
+ITEMS = STATE_ITEMS + ("meta",)
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, partial or fails its checksums."""
+    """A checkpoint is missing, partial, fails its checksums or does not fit the template."""
 
 
 def open_manager(directory: str, ckpt_cfg=None, *, read_only: bool = False) -> ocp.CheckpointManager:
@@ -43,8 +63,8 @@ def open_manager(directory: str, ckpt_cfg=None, *, read_only: bool = False) -> o
         max_to_keep=keep_last, keep_period=keep_every, create=not read_only,
         enable_async_checkpointing=bool(getattr(ckpt_cfg, "async_save", True)),
         cleanup_tmp_directories=not read_only)  # leftovers of a killed save
-    handlers = {"params": ocp.PyTreeCheckpointHandler(), "train": ocp.PyTreeCheckpointHandler(),
-                "meta": ocp.JsonCheckpointHandler()}
+    handlers = {name: ocp.PyTreeCheckpointHandler() for name in STATE_ITEMS}
+    handlers["meta"] = ocp.JsonCheckpointHandler()
     return ocp.CheckpointManager(os.path.abspath(directory), options=options, item_handlers=handlers)
 
 
@@ -57,30 +77,89 @@ def crc(x: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(x).view(np.uint8).reshape(-1).data)
 
 
-def split_state(state) -> tuple[dict, dict]:
-    """TrainState (host) -> (params, {"000": leaf, ...} of everything else in flatten order)."""
-    rest = jax.tree.leaves(state.replace(params=None))
-    return state.params, {f"{i:03d}": np.asarray(x) for i, x in enumerate(rest)}
+# ------------------------------------------------------------------------------------------------ named trees
+
+def _key_name(k) -> str:
+    """One jax.tree_util path entry -> its name: a dict key, a NamedTuple/dataclass field, a sequence index."""
+    if isinstance(k, jax.tree_util.DictKey):
+        return str(k.key)
+    if isinstance(k, jax.tree_util.GetAttrKey):
+        return k.name
+    if isinstance(k, jax.tree_util.SequenceKey):
+        return str(k.idx)
+    if isinstance(k, jax.tree_util.FlattenedIndexKey):
+        return str(k.key)
+    raise TypeError(f"unsupported pytree key {k!r}")
 
 
-def join_state(template, params, train: dict):
-    """Inverse of :func:`split_state`, using ``template`` (a TrainState of arrays or ShapeDtypeStructs)."""
-    treedef = jax.tree.structure(template.replace(params=None))
-    rest = jax.tree.unflatten(treedef, [train[k] for k in sorted(train)])
-    return rest.replace(params=params)
+def leaf_paths(tree) -> list[tuple[tuple[str, ...], object]]:
+    """[(names of the leaf's key path, leaf)] in flatten order."""
+    return [(tuple(_key_name(k) for k in path), x) for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
+
+def tree_to_dict(tree) -> dict:
+    """A pytree -> nested dict of its leaves keyed by the names of their key paths (NamedTuple/dataclass fields,
+    dict keys, tuple/list indices as strings). Empty nodes vanish; ``{}`` for a tree without leaves. A bare leaf
+    is not a tree of named leaves and is refused."""
+    out: dict = {}
+    for names, x in leaf_paths(tree):
+        if not names:
+            raise TypeError("tree_to_dict needs a container, not a bare leaf")
+        node = out
+        for n in names[:-1]:
+            node = node.setdefault(n, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"key path {'/'.join(names)} clashes with another leaf")
+        if names[-1] in node:
+            raise ValueError(f"two leaves share the key path {'/'.join(names)}")
+        node[names[-1]] = x
+    return out
+
+
+def dict_to_tree(template, nested: dict, what: str = "tree"):
+    """Inverse of :func:`tree_to_dict`: ``template``'s structure with each leaf looked up in ``nested`` by its key
+    path. Raises CheckpointError when the paths differ (a leaf missing from, or left over in, ``nested``)."""
+    paths = leaf_paths(template)
+    leaves = []
+    for names, _ in paths:
+        node = nested
+        for n in names:
+            if not isinstance(node, dict) or n not in node:
+                raise CheckpointError(f"{what}: no leaf at {'/'.join(names)}")
+            node = node[n]
+        if isinstance(node, dict):
+            raise CheckpointError(f"{what}: a subtree where {'/'.join(names)} expects a leaf")
+        leaves.append(node)
+    extra = {"/".join(n) for n, _ in leaf_paths(nested)} - {"/".join(n) for n, _ in paths}
+    if extra:
+        raise CheckpointError(f"{what}: leaves the template does not have: {sorted(extra)[:5]}")
+    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
+
+def state_items(state) -> dict[str, dict]:
+    """A TrainState (or any dataclass/dict with ``params`` and ``opt_state``) -> {item: nested dict}: the
+    ``params`` and ``opt_state`` subtrees, and every other field under ``train`` (``{}`` for an item without
+    leaves)."""
+    whole = tree_to_dict(state)
+    return {"params": whole.pop("params", {}), "opt_state": whole.pop("opt_state", {}), "train": whole}
+
+
+def _checksums(nested: dict) -> dict[str, int]:
+    return {"/".join(names): crc(x) for names, x in leaf_paths(nested)}
+
+
+# ------------------------------------------------------------------------------------------------ save
 
 def save(mngr: ocp.CheckpointManager, step: int, host_state, extra_meta: dict | None = None) -> None:
     """Queue the save of a host TrainState (numpy leaves, e.g. from :func:`host_copy`) at ``step``."""
-    params, train = split_state(host_state)
-    params = jax.tree.map(np.asarray, params)
-    meta = {"step": int(step), **(extra_meta or {}),
-            "crc_params": [crc(x) for x in jax.tree.leaves(params)],
-            "crc_train": [crc(train[k]) for k in sorted(train)]}
-    mngr.save(int(step), args=ocp.args.Composite(params=ocp.args.PyTreeSave(params),
-                                                 train=ocp.args.PyTreeSave(train),
-                                                 meta=ocp.args.JsonSave(meta)), force=True)
+    items = {k: jax.tree.map(np.asarray, v) for k, v in state_items(host_state).items()}
+    meta = {"step": int(step), "format": FORMAT, **(extra_meta or {}),
+            "crc": {k: _checksums(v) for k, v in items.items()}}
+    args = {k: ocp.args.PyTreeSave(v) for k, v in items.items() if v}  # orbax refuses an empty item
+    mngr.save(int(step), args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)), force=True)
 
+
+# ------------------------------------------------------------------------------------------------ restore
 
 def _restore_numpy(mngr, step: int, item: str):
     """Restore one item as host numpy arrays (never onto an accelerator: merging and resume read on the host)."""
@@ -88,47 +167,110 @@ def _restore_numpy(mngr, step: int, item: str):
     tree = getattr(tree, "tree", tree)
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
     args = ocp.args.Composite(**{item: ocp.args.PyTreeRestore(restore_args=restore_args)})
-    return mngr.restore(step, args=args)[item]
+    return jax.tree.map(np.asarray, mngr.restore(step, args=args)[item])
 
 
 def restore_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
     return mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
-def restore_params(mngr: ocp.CheckpointManager, step: int, meta: dict | None = None):
-    """The parameters saved at ``step`` (numpy), checked against their checksums; raises CheckpointError."""
+def _restore_item(mngr, step: int, item: str, meta: dict) -> dict:
+    """One verified item as a nested dict of numpy arrays; ``{}`` for an item saved without leaves."""
+    where = f"checkpoint step {step} in {mngr.directory}"
+    sums = meta.get("crc")
+    if _is_legacy(meta) and item in ("params", "train"):
+        return _restore_legacy(mngr, step, item, meta)
+    if not isinstance(sums, dict):
+        raise CheckpointError(f"{where}: no checksums in its meta (format {meta.get('format', 1)}, "
+                              f"this code reads format {FORMAT})")
+    if item not in sums:
+        raise CheckpointError(f"{where}: no item {item!r}")
+    if not sums[item]:
+        return {}
     try:
-        meta = meta if meta is not None else restore_meta(mngr, step)
-        params = _restore_numpy(mngr, step, "params")
+        tree = _restore_numpy(mngr, step, item)
     except Exception as e:  # orbax/tensorstore raise many types for a missing or torn file
-        raise CheckpointError(f"checkpoint step {step} in {mngr.directory} cannot be read: {e}") from e
-    if [crc(x) for x in jax.tree.leaves(params)] != meta.get("crc_params"):
-        raise CheckpointError(f"checkpoint step {step} in {mngr.directory}: parameters fail their checksums")
-    return params
+        raise CheckpointError(f"{where} cannot be read: {e}") from e
+    if _checksums(tree) != sums[item]:
+        raise CheckpointError(f"{where}: {item} fails its checksums")
+    return tree
 
 
-def restore_raw(mngr: ocp.CheckpointManager, step: int):
-    """(params, train dict, meta) at ``step``, verified; raises CheckpointError."""
+def _meta(mngr, step: int) -> dict:
     try:
         meta = restore_meta(mngr, step)
-        train = _restore_numpy(mngr, step, "train")
     except Exception as e:
         raise CheckpointError(f"checkpoint step {step} in {mngr.directory} cannot be read: {e}") from e
-    params = restore_params(mngr, step, meta)
-    if [crc(train[k]) for k in sorted(train)] != meta.get("crc_train") or meta.get("step") != step:
-        raise CheckpointError(f"checkpoint step {step} in {mngr.directory}: state fails its checksums")
-    return params, train, meta
+    if meta.get("step") != step:
+        raise CheckpointError(f"checkpoint step {step} in {mngr.directory}: its meta says step {meta.get('step')}")
+    return meta
+
+
+def restore_params(mngr: ocp.CheckpointManager, step: int, meta: dict | None = None):
+    """The parameters saved at ``step`` (nested dict of numpy), checked against their checksums; raises
+    CheckpointError."""
+    meta = meta if meta is not None else _meta(mngr, step)
+    return _restore_item(mngr, step, "params", meta)
+
+
+def restore_raw(mngr: ocp.CheckpointManager, step: int) -> tuple[dict, dict]:
+    """({item: nested dict of numpy} for params, opt_state and train, meta) at ``step``, verified; no template
+    needed. Raises CheckpointError."""
+    meta = _meta(mngr, step)
+    if _is_legacy(meta):
+        raise CheckpointError(f"checkpoint step {step} in {mngr.directory} is of format 1 (a flat ``train`` "
+                              "item): it needs a template, see restore_latest")
+    return _restore_items(mngr, step, meta), meta
+
+
+def _restore_items(mngr, step: int, meta: dict) -> dict[str, dict]:
+    return {item: _restore_item(mngr, step, item, meta) for item in STATE_ITEMS}
+
+
+# Format 1 (before named items): ``params`` as now, ``train`` = {"000": leaf, ...} of every other TrainState leaf
+# in flatten order, meta ``crc_params``/``crc_train`` lists. Read (not written) so that runs checkpointed before the
+# change resume from their checkpoints.
+
+def _is_legacy(meta: dict) -> bool:
+    return "crc" not in meta and "crc_train" in meta
+
+
+def _restore_legacy(mngr, step: int, item: str, meta: dict):
+    where = f"checkpoint step {step} in {mngr.directory}"
+    try:
+        tree = _restore_numpy(mngr, step, item)
+    except Exception as e:
+        raise CheckpointError(f"{where} cannot be read: {e}") from e
+    leaves = [tree[k] for k in sorted(tree)] if item == "train" else jax.tree.leaves(tree)
+    if [crc(x) for x in leaves] != meta.get(f"crc_{item}"):
+        raise CheckpointError(f"{where}: {item} fails its checksums")
+    return tree
+
+
+def _join_legacy(template, params, train: dict, step: int):
+    treedef = jax.tree.structure(template.replace(params=None))
+    if treedef.num_leaves != len(train):
+        raise CheckpointError(f"checkpoint step {step}: {len(train)} state leaves, the run has {treedef.num_leaves}")
+    rest = jax.tree.unflatten(treedef, [train[k] for k in sorted(train)])
+    return rest.replace(params=dict_to_tree(template.params, params, f"checkpoint step {step}: params"))
 
 
 def restore_latest(mngr: ocp.CheckpointManager, template, max_step: int | None = None):
-    """(step, host TrainState, meta) of the newest checkpoint that restores and verifies (≤ max_step), skipping
-    bad ones with a warning; (None, None, None) when there is none."""
+    """(step, host TrainState, meta) of the newest checkpoint that restores, verifies and fits ``template`` (a
+    TrainState of arrays or ShapeDtypeStructs) (≤ max_step), skipping bad ones with a warning; (None, None, None)
+    when there is none."""
     for step in sorted(mngr.all_steps(), reverse=True):
         if max_step is not None and step > max_step:
             continue
         try:
-            params, train, meta = restore_raw(mngr, step)
-            state = join_state(template, params, train)
+            meta = _meta(mngr, step)
+            if _is_legacy(meta):
+                state = _join_legacy(template, _restore_item(mngr, step, "params", meta),
+                                     _restore_item(mngr, step, "train", meta), step)
+            else:
+                items = _restore_items(mngr, step, meta)
+                whole = {**items["train"], "params": items["params"], "opt_state": items["opt_state"]}
+                state = dict_to_tree(template, whole, f"checkpoint step {step} in {mngr.directory}")
             _check_shapes(template, state, step)
             return step, state, meta
         except CheckpointError as e:
