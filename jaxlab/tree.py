@@ -21,7 +21,9 @@ def tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
 
 
 def tree_norm(a: PyTree) -> jax.Array:
-    """Euclidean norm of all leaves together; low-precision leaves are accumulated in float32."""
+    """Euclidean norm of all leaves together (logged norms); low-precision leaves are accumulated in float32.
+    Krylov code (curvature) normalises with its own inner product instead, ``sqrt(tree_vdot(v, v))``, so that
+    α, β and the norms of one iteration are the same reduction."""
     acc = lambda x: x.astype(jnp.promote_types(x.dtype, jnp.float32))  # noqa: E731
     return jnp.sqrt(sum(jnp.sum(jnp.square(acc(x))) for x in jax.tree.leaves(a)))
 

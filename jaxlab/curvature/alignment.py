@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.curvature.hvp import hvp
-from jaxlab.tree import path_str, tree_norm, tree_vdot
+from jaxlab.tree import path_str, tree_vdot
 
 
 def sharpness_gradient(loss_fn: Callable, params, u):
@@ -29,12 +29,12 @@ def sharpness_gradient(loss_fn: Callable, params, u):
 
 
 def _unit(u):
-    norm = tree_norm(u)
+    norm = jnp.sqrt(tree_vdot(u, u))
     return jax.tree.map(lambda a: a / norm, u)
 
 
 def _cos(a, b):
-    return tree_vdot(a, b) / jnp.maximum(tree_norm(a) * tree_norm(b), jnp.finfo(jnp.result_type(float)).tiny)
+    return tree_vdot(a, b) / jnp.maximum(jnp.sqrt(tree_vdot(a, a)) * jnp.sqrt(tree_vdot(b, b)), jnp.finfo(jnp.result_type(float)).tiny)
 
 
 def alignment(loss_fn: Callable, params, u, theta_mask=None) -> dict:
@@ -55,7 +55,7 @@ def alignment(loss_fn: Callable, params, u, theta_mask=None) -> dict:
         "cos_glam_theta": _cos(glam, theta), "cos_glam_grad": _cos(glam, grad), "cos_grad_theta": _cos(grad, theta),
         "cos_u_grad": _cos(u, grad), "cos_u_theta": _cos(u, theta),
         "glam_dot_grad": tree_vdot(glam, grad), "glam_dot_theta": tree_vdot(glam, theta),
-        "glam_norm": tree_norm(glam), "grad_norm": tree_norm(grad), "theta_norm": tree_norm(theta),
+        "glam_norm": jnp.sqrt(tree_vdot(glam, glam)), "grad_norm": jnp.sqrt(tree_vdot(grad, grad)), "theta_norm": jnp.sqrt(tree_vdot(theta, theta)),
     }
 
 

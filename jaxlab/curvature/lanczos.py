@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxlab.tree import tree_norm, tree_random_normal, tree_scale, tree_vdot
+from jaxlab.tree import tree_random_normal, tree_scale, tree_vdot
 
 PyTree = Any
 
@@ -143,13 +143,13 @@ def power_iteration(matvec: Callable, params: PyTree, key: jax.Array, num_iters:
     Hessian eigenvalue is positive and dominant, which is the case it serves. Works on pytrees directly.
     """
     v = tree_random_normal(key, params) if v0 is None else jax.tree.map(lambda a, p: a.astype(p.dtype), v0, params)
-    v = tree_scale(v, 1.0 / tree_norm(v))
+    v = tree_scale(v, 1.0 / jnp.sqrt(tree_vdot(v, v)))
 
     def body(_, carry):
         v, _ = carry
         hv = matvec(v)
         lam = tree_vdot(v, hv)
-        return tree_scale(hv, 1.0 / tree_norm(hv)), lam
+        return tree_scale(hv, 1.0 / jnp.sqrt(tree_vdot(hv, hv))), lam
 
     v, _ = jax.lax.fori_loop(0, int(num_iters), body, (v, jnp.zeros([], ravel_pytree(params)[0].dtype)))
     return tree_vdot(v, matvec(v)), v

@@ -51,7 +51,7 @@ from jaxlab.curvature.lanczos import lanczos
 from jaxlab.curvature.ntk import ntk_top_eigenvalues
 from jaxlab.curvature.preconditioned import adam_preconditioner, adam_threshold, find_adam_state, preconditioned_matvec
 from jaxlab.curvature.spectrum import hutchinson_trace
-from jaxlab.tree import tree_norm, tree_random_normal
+from jaxlab.tree import tree_random_normal, tree_vdot
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -227,9 +227,9 @@ class Tracker:
     def _start_vector(self, key, params, carry):
         """The previous eigenvectors' sum plus 5% random; random alone at the first measurement (carry = 0)."""
         rnd = tree_random_normal(key, params)
-        rn = tree_norm(rnd)
+        rn = jnp.sqrt(tree_vdot(rnd, rnd))
         rnd = jax.tree.map(lambda r: r / rn, rnd)
-        n = tree_norm(carry)
+        n = jnp.sqrt(tree_vdot(carry, carry))
         has = n > 0
         return jax.tree.map(lambda c, r: jnp.where(has, c / jnp.where(has, n, 1.0) + 0.05 * r, r), carry, rnd)
 
