@@ -5,6 +5,8 @@
 
 Writes the merged parameters to DIR/merged/<scheme>-w<window>-i<interval>/<set> (an orbax checkpoint) and their
 train/test loss and accuracy, with the last checkpoint's for comparison, into DIR/summary.json under "merge".
+
+CPU time: seconds
 """
 import argparse
 import os

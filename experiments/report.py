@@ -2,6 +2,8 @@
 
     python -m experiments.report --workdir runs/eos            # runs/eos/report.html
     python -m experiments.report --workdir runs/eos --format=md
+
+CPU time: seconds
 """
 import sys
 

@@ -10,7 +10,10 @@ before any compute and before the workdir is touched.
 """
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
+import shutil
 import sys
 import time
 
@@ -25,16 +28,43 @@ from jaxlab.schema import validate
 FLAGS = flags.FLAGS
 
 
+def _die(message: str):
+    """The one line every bad input gets: ``error: ...`` on stderr, exit code 2."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _config_file(default: str) -> str:
+    """The config file the command line names (``--config=PATH[:args]``), else ``default``."""
+    for arg in sys.argv[1:]:
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":", 1)[0]
+    return default
+
+
+def _parse_flags(argv):
+    """absl's flag parsing with every failure as one line (absl prints a FATAL line and usage, exit 1)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _die(e)
+    except Exception as e:  # noqa: BLE001 - the config file itself failed to load (syntax, get_config raised)
+        cause = e.__cause__ or e.__context__ or e
+        _die(f"--config={_config_file('')}: could not load it ({type(cause).__name__}: {cause})")
+
+
 def define_flags(entry_file: str):
     """Define --config (default: experiments/configs/<name>.py), --workdir and --overwrite."""
     name = os.path.splitext(os.path.basename(entry_file))[0]
     default = os.path.join(os.path.dirname(os.path.abspath(entry_file)), "configs", f"{name}.py")
+    path = _config_file(default)
+    if not os.path.isfile(path):
+        _die(f"--config={path}: no such file (configs live in experiments/configs/)")
     try:
         config = config_flags.DEFINE_config_file("config", default, "Experiment config file (.py with get_config()).",
                                                  lock_config=True)
     except (KeyError, AttributeError) as e:  # config_flags applies --config.a.b overrides right here
-        print(f"error: {_unknown_override(default) or e}", file=sys.stderr)
-        sys.exit(2)
+        _die(_unknown_override(default) or e)
     flags.DEFINE_string("workdir", None, "Output directory (default: runs/<experiment>-<time>).")
     flags.DEFINE_bool("overwrite", False, "Replace results (and checkpoints) already in --workdir.")
     flags.DEFINE_bool("resume", True, "With config.checkpoint.every > 0, continue from the checkpoints in --workdir "
@@ -44,13 +74,7 @@ def define_flags(entry_file: str):
 
 def _unknown_override(default_file: str) -> str | None:
     """The first ``--config.a.b=...`` on the command line naming no key of the config file, as a message."""
-    import difflib
-    import importlib.util
-
-    path = default_file
-    for arg in sys.argv[1:]:
-        if arg.startswith("--config=") and "." not in arg.split("=", 1)[0][2:]:
-            path = arg.split("=", 1)[1].split(":", 1)[0]
+    path = _config_file(default_file)
     try:
         spec = importlib.util.spec_from_file_location("_jaxlab_config_file", path)
         module = importlib.util.module_from_spec(spec)
@@ -112,14 +136,19 @@ def main(main_fn, entry_file: str, *, check=None, resume: bool | None = None, re
                 check(config)
             workdir = FLAGS.workdir or default_workdir(name)
             resuming = _resuming(config, os.path.abspath(os.path.expanduser(workdir)), resume, resume_free)
+            created = not os.path.exists(os.path.abspath(os.path.expanduser(workdir)))
             workdir = prepare_workdir(workdir, FLAGS.overwrite, resume=resuming)
         except (ConfigError, WorkdirExistsError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _die(e)
         write_config(workdir, config)
         print(f"[{name}] {'resuming from the checkpoints in' if resuming else 'writing results to'} {workdir}",
               file=sys.stderr)
-        main_fn(config, workdir)
+        try:
+            main_fn(config, workdir)
+        except ConfigError as e:  # found once the data is known (e.g. a batch larger than the dataset)
+            if created:
+                shutil.rmtree(workdir, ignore_errors=True)  # nothing but what this call began to write
+            _die(e)
         print(f"[{name}] done: results in {workdir}", file=sys.stderr)
 
-    app.run(_main)
+    app.run(_main, flags_parser=_parse_flags)

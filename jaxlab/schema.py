@@ -14,7 +14,7 @@ import ml_collections
 
 from jaxlab import data, losses, models, optim
 from jaxlab.checkpoint import settings as checkpoint_settings
-from jaxlab.config import ConfigError, require
+from jaxlab.config import ConfigError, get_path, require
 from jaxlab.curvature import tracker
 from jaxlab.grid import parse_axes
 
@@ -66,6 +66,9 @@ def check_train(config):
     require(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0")
     require(t.eval_examples >= 0, "train.eval_examples", t.eval_examples, "must be >= 0")
     require(t.divergence_factor >= 0, "train.divergence_factor", t.divergence_factor, "must be >= 0 (0 = off)")
+    n = data.train_size(config.data)
+    if n is not None:  # checked again by make_train once the data is loaded (text files)
+        require(t.batch_size <= n, "train.batch_size", t.batch_size, f"larger than the {n} training examples")
     if t.eval_every:
         require(t.eval_every % t.log_every == 0, "train.eval_every", t.eval_every,
                 f"must be a multiple of train.log_every={t.log_every}")
@@ -78,11 +81,29 @@ def check_sweep(config):
     require(s.memory_budget_mb >= 0, "sweep.memory_budget_mb", s.memory_budget_mb,
             "must be >= 0 (0 = 80% of device memory where the backend reports it, else no limit)")
     if s.axes:
-        for path in parse_axes(s.axes, config):
+        for path, values in parse_axes(s.axes, config).items():
             if path.startswith("sweep."):
                 raise ConfigError(f"config.sweep.axes: {path!r} cannot be swept")
+            for v in values:
+                _check_axis_value(path, get_path(config, path), v)
         # Each point's values are validated by jaxlab.sweep.plan (before any compute), not here: studies that
         # read sweep.axes their own way may skip combinations (e.g. a weight decay with wd_variant="none").
+
+
+def _check_axis_value(path: str, current, value):
+    """A swept value has the type of the key it replaces (ints may stand for floats; a string for a regex tuple)."""
+    if isinstance(current, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(current, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            isinstance(current, float) or isinstance(value, int))
+    elif isinstance(current, (tuple, list)):
+        ok = isinstance(value, (tuple, list, str))
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise ConfigError(f"config.sweep.axes: {path}={value!r}: expected {type(current).__name__} "
+                          f"like the config's {current!r}")
 
 
 def validate(config) -> ConfigDict:

@@ -35,6 +35,20 @@ def default_config() -> ml_collections.ConfigDict:
     ))
 
 
+# Training-set sizes known without loading (text: known only once the file is read).
+_FULL_TRAIN = {"mnist1d": lambda cfg: mnist1d.NUM_TRAIN, "cifar10": lambda cfg: 50_000,
+               "mqar": lambda cfg: cfg.num_examples}
+
+
+def train_size(cfg) -> int | None:
+    """Training examples ``cfg`` loads (after ``num_train``), or None when only loading can tell."""
+    full = _FULL_TRAIN.get(cfg.name)
+    if full is None:
+        return None
+    n = full(cfg)
+    return min(cfg.num_train, n) if cfg.num_train else n
+
+
 def get_dataset(cfg) -> Dataset:
     """Load ``cfg.name`` (see LOADERS) and apply the optional train/test subsets."""
     require_choice("data.name", cfg.name, LOADERS)
@@ -58,4 +72,4 @@ def check(config):
         cifar10.find(d.path)  # raises a ConfigError with download instructions when absent
 
 
-__all__ = ["Dataset", "default_config", "check", "get_dataset", "sample_batch", "steps_per_epoch", "LOADERS"]
+__all__ = ["Dataset", "default_config", "check", "get_dataset", "train_size", "sample_batch", "steps_per_epoch", "LOADERS"]

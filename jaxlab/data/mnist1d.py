@@ -10,6 +10,7 @@ from jaxlab.data.cache import cached_arrays
 from jaxlab.data.dataset import Dataset, standardize
 
 NUM_SAMPLES = 5000  # the package's default: 4000 train + 1000 test
+NUM_TRAIN = 4000
 GENERATOR_SEED = 42  # the package's default seed, so our data is the published MNIST-1D
 
 
