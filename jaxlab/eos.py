@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxlab.plots import plt
+from jaxlab.stats import markdown_table
 
 LR, WD = "optim.lr", "optim.weight_decay"
 
@@ -104,15 +105,12 @@ def eos_summary(results, config, reach: float = 0.9) -> dict:
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """The per-run numbers as a fixed-width text table (what the experiment prints)."""
-    cols = [("lr", "lr"), ("weight_decay", "wd"), ("seed", "seed"), ("threshold", "2/lr"),
-            ("last_quarter_sharpness", "λ1 last¼"), ("last_quarter_ratio", "λ1/(2/η) last¼"), ("final_ratio", "final"),
-            ("steps_to_reach", "steps→90%"), ("ratio_std_last_half", "osc(λ1)"), ("loss_increase_frac", "loss↑frac"),
-            ("loss_osc_last_half", "|Δlog L|")]
-    fmt = lambda v: "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
-    table = [[h for _, h in cols]] + [[fmt(row.get(k)) for k, _ in cols] for row in rows]
-    widths = [max(len(t[i]) for t in table) for i in range(len(cols))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(t, widths)) for t in table)
+    """The per-run numbers as a markdown table (what the experiment prints)."""
+    cols = [("lr", "lr"), ("wd", "weight_decay"), ("seed", "seed"), ("threshold", "threshold"),
+            ("λ1 last¼", "last_quarter_sharpness"), ("λ1/threshold last¼", "last_quarter_ratio"),
+            ("final", "final_ratio"), ("steps→90%", "steps_to_reach"), ("osc(λ1)", "ratio_std_last_half"),
+            ("loss↑frac", "loss_increase_frac"), ("mean abs Δlog L", "loss_osc_last_half")]
+    return markdown_table([{k: "-" if r.get(k) is None else r[k] for _, k in cols} for r in rows], cols)
 
 
 # ------------------------------------------------------------------------------------------------ plots

@@ -155,6 +155,8 @@ def _trace(ctx: Context) -> dict:
 @register_quantity("ntk")
 def _ntk(ctx: Context) -> dict:
     t = ctx.tracker
+    if t.loss_kind != "mse":  # for cross-entropy J Jᵀ/n is not the Gauss–Newton matrix: no number beats a wrong one
+        raise ValueError(f"curvature quantity 'ntk' describes an MSE loss, not {t.loss_kind or 'an unnamed loss'!r}")
     x = ctx.batch[0]
     out = jax.eval_shape(lambda p: t.apply_fn(p, x), ctx.params)
     rows = 1
@@ -210,6 +212,7 @@ class Tracker:
     seed: int = 0
     warm_start: bool = True
     apply_fn: Callable | None = None     # (params, x) -> outputs; the "ntk" quantity needs it
+    loss_kind: str = ""                  # loss.name: "ntk" describes the Gauss–Newton matrix of "mse" only
     decay_mask: Callable | None = None   # params -> bool pytree of decayed leaves ("alignment")
 
     @property
@@ -259,10 +262,11 @@ class Tracker:
 
 
 def make_tracker(config, loss_fn: Callable, *, apply_fn: Callable | None = None,
-                 decay_mask: Callable | None = None) -> Tracker:
+                 decay_mask: Callable | None = None, loss_kind: str | None = None) -> Tracker:
     """The tracker ``config.curvature`` describes for ``config.optim``'s optimiser (its name and Nesterov flag are
     structure; its numbers come at call time). loss_fn(params, batch) -> scalar; apply_fn(params, x) -> outputs
-    (for "ntk"); decay_mask(params) -> bools (for "alignment": θ as weight decay moves it)."""
+    (for "ntk"); decay_mask(params) -> bools (for "alignment": θ as weight decay moves it); loss_kind: the
+    loss's name (default config.loss.name)."""
     cfg = config.curvature
     names = quantity_names(cfg)
     if uses_preconditioner(config.optim.name) and "sharpness" in names and "preconditioned" not in names:
@@ -272,7 +276,7 @@ def make_tracker(config, loss_fn: Callable, *, apply_fn: Callable | None = None,
     return Tracker(loss_fn=loss_fn, quantities=names, optimizer=config.optim.name, nesterov=bool(config.optim.nesterov),
                    num_iters=cfg.num_iters, k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
                    trace_samples=cfg.trace_samples, seed=cfg.seed, warm_start=bool(cfg.warm_start), apply_fn=apply_fn,
-                   decay_mask=decay_mask)
+                   decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind)
 
 
 def check(config):

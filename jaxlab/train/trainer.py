@@ -203,6 +203,6 @@ def make_train(config, dataset, batched: bool = False) -> Trainer:
                       input_dtype=dataset.x_train.dtype, loss=losses.get_loss(config.loss.name), task=dataset.task)
     if config.curvature.every > 0:
         tracker = make_tracker(config, trainer.loss_fn, apply_fn=trainer.apply,
-                               decay_mask=optim.decay_mask(config.optim.wd_mask))
+                               decay_mask=optim.decay_mask(config.optim.wd_mask), loss_kind=config.loss.name)
         trainer = dataclasses.replace(trainer, tracker=tracker)
     return trainer
