@@ -19,7 +19,7 @@ from jaxlab.io import write_json
 from jaxlab import cli
 from jaxlab import data as data_lib
 from jaxlab.io import MetricsWriter
-from jaxlab.plots import plt
+from jaxlab.plots import plt, save
 from jaxlab.schema import validate
 from jaxlab.stats import final_stats, markdown_table
 from experiments.optim_studies import (METRICS, finish, run_points, seeds_of, split_axes,
@@ -109,10 +109,7 @@ def plot_schedules(results: dict, path: str) -> str:
         ax.grid(alpha=0.3)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=min(len(results), 6), fontsize=9,
                bbox_to_anchor=(0.5, 1.08))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def main(config, workdir):

@@ -17,7 +17,7 @@ from jaxlab.grid import with_overrides
 from jaxlab import cli
 from jaxlab import data as data_lib
 from jaxlab.io import MetricsWriter
-from jaxlab.plots import plt
+from jaxlab.plots import plt, save
 from jaxlab.schema import validate
 from jaxlab.stats import final_stats, markdown_table
 from experiments.optim_studies import (METRICS, curvature_keys, finish, run_points, seeds_of, split_axes,
@@ -112,10 +112,7 @@ def plot_weight_decay(rows, curves, path: str) -> str:
                 ax.set_ylabel(label)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9, bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def main(config, workdir):

@@ -27,7 +27,7 @@ from jaxlab.checkpoint.saver import checkpoint_dir, checkpoint_sets
 from jaxlab.config import require
 from jaxlab.evaluate import Evaluator
 from jaxlab.experiment import write_grid_outputs
-from jaxlab.plots import plt
+from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table, mean_std
 from jaxlab.sweep import sweep
 
@@ -183,10 +183,7 @@ def _plot(rows, grid, intervals, path) -> str:
     b.set_ylabel("final train loss")
     b.legend(fontsize=8)
     b.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, tight_bbox=False)
 
 
 def main(config, workdir):

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxlab.plots import plt
+from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table
 
 LR, WD = "optim.lr", "optim.weight_decay"
@@ -149,12 +149,7 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("sharpness λ1 (dashed: 2/η)" if key == "sharpness" else key)
     axes[0][-1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path, title)
 
 
 def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:

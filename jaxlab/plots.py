@@ -17,6 +17,16 @@ if "ipykernel" not in sys.modules and not os.environ.get("MPLBACKEND"):
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save(fig, path: str, title: str = "", title_y: float | None = None, tight_bbox: bool = True) -> str:
+    """Title, layout, write the PNG and close the figure (figures are not kept open in scripts); -> path."""
+    if title:
+        fig.suptitle(title, **({} if title_y is None else {"y": title_y}))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, **({"bbox_inches": "tight"} if tight_bbox else {}))
+    plt.close(fig)
+    return path
+
+
 def _series(records: Sequence[dict], key: str):
     pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
     return [p[0] for p in pts], [p[1] for p in pts]
@@ -40,12 +50,7 @@ def plot_curves(runs: Sequence[tuple[str, Sequence[dict]]], keys: Sequence[str],
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=8,
                    bbox_to_anchor=(0.5, 1.0 + 0.06 * (1 + (len(labels) - 1) // 6)))
-    if title:
-        fig.suptitle(title, y=1.08)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path, title, title_y=1.08)
 
 
 def plot_bands(groups: Sequence[tuple[str, dict]], keys: Sequence[str], path: str,
@@ -75,9 +80,4 @@ def plot_bands(groups: Sequence[tuple[str, dict]], keys: Sequence[str], path: st
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
                    bbox_to_anchor=(0.5, 1.0))
-    if title:
-        fig.suptitle(title, y=1.12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path, title, title_y=1.12)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxlab.plots import plt
+from jaxlab.plots import plt, save
 
 
 def plot_density(grid, density, path: str, title: str = "Hessian spectral density (SLQ)", log: bool = True,
@@ -23,7 +23,4 @@ def plot_density(grid, density, path: str, title: str = "Hessian spectral densit
     ax.set_xlabel("eigenvalue")
     ax.set_ylabel("density")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, tight_bbox=False)
