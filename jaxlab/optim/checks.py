@@ -5,7 +5,7 @@ import os
 import re
 
 from jaxlab.config import fail, require, require_choice
-from jaxlab.optim import zeroth_order  # noqa: F401  (registers zo_sgd, zo_momentum, zo_adam in OPTIMIZERS)
+import jaxlab.optim.zeroth_order  # noqa: F401  (registers zo_sgd, zo_momentum, zo_adam in OPTIMIZERS)
 from jaxlab.optim.bases import OPTIMIZERS
 from jaxlab.optim.refine import REFINE_NORMS
 from jaxlab.optim.schedules import DECAY_SHAPES, SCHEDULES

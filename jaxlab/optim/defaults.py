@@ -16,7 +16,7 @@ def default_schedule_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         # constant | linear | cosine | one_minus_sqrt | rex | exponential | inv_sqrt | wsd | cyclic | refined
         name="constant",
-        warmup_steps=0,          # linear warmup: lr·(t+1)/w at step t < w (every schedule but refined; each cycle for cyclic)
+        warmup_steps=0,          # linear warmup: lr·(t+1)/w at step t < w (not refined; each cycle for cyclic)
         end_factor=0.0,          # final lr / peak lr of a decay (exponential needs > 0)
         decay_fraction=0.2,      # wsd: fraction of train.steps spent in the final decay
         decay_shape="linear",    # wsd / cyclic decay shape: linear | cosine | one_minus_sqrt | rex
@@ -24,7 +24,7 @@ def default_schedule_config() -> ml_collections.ConfigDict:
         num_cycles=1,            # cyclic: re-warm + re-decay this many times over train.steps
         refine_path="",          # refined: .npy / .txt / metrics.jsonl with a previous run's per-step grad norms
         refine_width=0.1,        # refined: median-filter width as a fraction of the recorded steps (odd window)
-        refine_norm="l2",        # refined: weights w_t = g_t⁻² ("l2", SGD) or g_t⁻¹ ("l1": the file holds ℓ1 norms, Adam)
+        refine_norm="l2",        # refined: weights g_t⁻² ("l2", SGD) or g_t⁻¹ ("l1", Adam: the file holds ℓ1 norms)
     ))
 
 
