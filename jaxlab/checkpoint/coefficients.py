@@ -11,7 +11,9 @@ Every scheme returns ``c`` of shape [W], ordered oldest -> newest, non-negative 
     cumulative weight ``w_i = Σ_{j≥i} c_j``: a decay schedule. For a decay shape f (1 at 0, decreasing) the
     paper's ``w_i = f(i/(k+1))``, i = 1..k, gives ``c_0 = 1 − w_1, c_j = w_j − w_{j+1}, c_k = w_k``.
     Shapes: ``linear`` 1 − x, ``cosine`` (1 + cos πx)/2, ``one_minus_sqrt`` 1 − √x, and ``inverse_sqrt``
-    1/√(1 + 15x) (an inverse-sqrt decay to 1/4 of the peak at the window's end; the paper gives no fixed form).
+    (r(x) − r(1))/(1 − r(1)) with r(x) = 1/√(1 + 15x): the inverse-sqrt profile (falling to 1/4 of its start over
+    the window) shifted and rescaled to end at 0 like every other shape, so all shapes share f(0) = 1, f(1) = 0
+    and differ only in how the decay is distributed (the paper gives no fixed form).
 
 Coefficients are float64 numpy (they are a handful of numbers computed once); the merge casts to float32.
 """
@@ -21,12 +23,12 @@ from typing import Callable
 
 import numpy as np
 
-# Decay shapes f: [0, 1] -> [0, 1], f(0) = 1, non-increasing.
+# Decay shapes f: [0, 1] -> [0, 1], f(0) = 1, f(1) = 0, non-increasing.
 WSM_SHAPES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: 1.0 - x,
     "cosine": lambda x: 0.5 * (1.0 + np.cos(np.pi * x)),
     "one_minus_sqrt": lambda x: 1.0 - np.sqrt(x),
-    "inverse_sqrt": lambda x: 1.0 / np.sqrt(1.0 + 15.0 * x),
+    "inverse_sqrt": lambda x: (1.0 / np.sqrt(1.0 + 15.0 * x) - 0.25) / 0.75,   # r(1) = 1/√16 = 1/4
 }
 
 

@@ -38,16 +38,30 @@ def _batch_size(batch) -> int:
     return sizes.pop()
 
 
+def valid_count(batch) -> jax.Array:
+    """Items a jaxlab loss averages over: labels ≥ 0 when the last leaf is integer labels, else examples."""
+    leaves = jax.tree.leaves(batch)
+    labels = leaves[-1]
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        return jnp.sum(labels >= 0)
+    return jnp.asarray(labels.shape[0])
+
+
 def make_hvp(loss_fn: Callable, params: PyTree, batch: Any = None, chunk_size: int = 0,
-             linearize: bool = False) -> MatVec:
+             linearize: bool = False, chunk_weight: Callable[[Any], jax.Array] = valid_count) -> MatVec:
     """A matvec v -> H v at fixed ``params``.
 
     loss_fn: ``loss_fn(params) -> scalar`` when ``batch`` is None, else ``loss_fn(params, batch) -> scalar``
       with ``batch`` a pytree of arrays sharing a leading example axis N (e.g. ``(x [N, ...], y [N])``).
     chunk_size: 0 evaluates the whole batch at once. ``chunk_size > 0`` splits the N examples into
       ⌊N/chunk_size⌋ chunks (a ``lax.scan``, so memory is that of one chunk) plus one remainder chunk, and returns
-      Σ_c (n_c/N)·H_c v. This equals the full-batch H v exactly when ``loss_fn`` is a *mean over examples*
-      (every jaxlab loss is); no padding, so nothing needs masking. For a sum-reduced loss, divide by N yourself.
+      Σ_c (m_c/M)·H_c v with m_c = ``chunk_weight(chunk)`` and M = Σ_c m_c. For a loss that is a mean over
+      *counted items* — L = Σ_items ℓ / M, so L = Σ_c (m_c/M) L_c — this is the full-batch H v exactly.
+    chunk_weight: batch -> scalar count. Default :func:`valid_count`, jaxlab's convention: when the batch's last
+      leaf is an integer label array, the number of labels ≥ 0 (jaxlab.losses mask labels < 0 and average over the
+      rest, so chunks with uneven masks weigh by their valid tokens); otherwise the number of examples. A chunk
+      with no valid label weighs 0 (its loss is 0 by jaxlab's max(count, 1) guard). A loss that is not such a
+      mean (e.g. sum-reduced) is not split exactly by any weights of this form: use chunk_size=0 for it.
     linearize: ``jax.linearize`` the gradient once (one forward+backward pass, residuals kept) so each matvec is a
       tangent pass only — about 2× cheaper inside Lanczos, at the memory of all residuals. Unchunked only.
     """
@@ -77,13 +91,14 @@ def make_hvp(loss_fn: Callable, params: PyTree, batch: Any = None, chunk_size: i
     def matvec(v):
         def body(acc, chunk):
             hv = hvp(lambda p: loss_fn(p, chunk), params, v)
-            return jax.tree.map(jnp.add, acc, hv), None
+            m = chunk_weight(chunk)
+            return jax.tree.map(lambda a, h: a + (m * h).astype(a.dtype), acc, hv), None
 
         zero = jax.tree.map(jnp.zeros_like, v)
         total, _ = jax.lax.scan(body, zero, head)
-        total = tree_scale(total, chunk_size / n)
         if tail is not None:
-            total = tree_axpy(rem / n, hvp(lambda p: loss_fn(p, tail), params, v), total)
-        return total
+            total = tree_axpy(chunk_weight(tail), hvp(lambda p: loss_fn(p, tail), params, v), total)
+        # Σ_c m_c H_c v / Σ_c m_c (the whole batch's count; ≥ 1 like jaxlab's own guard).
+        return tree_scale(total, 1.0 / jnp.maximum(chunk_weight(batch), 1))
 
     return matvec

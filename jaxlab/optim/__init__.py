@@ -10,7 +10,8 @@ possibly traced scalars, so a sweep over them is one compiled program. Schedule 
 norms: jaxlab.optim.refine. The studies that compare them are experiments (experiments/schedules.py,
 experiments/weight_decay_variants.py).
 Registries: OPTIMIZERS (bases.py), WEIGHT_DECAY (weight_decay.py), SCHEDULES and DECAY_SHAPES (schedules.py);
-extend them with the ``register_*`` decorators.
+extend them with the ``register_*`` decorators. Zeroth-order optimisers (zo_sgd, zo_momentum, zo_adam) need
+the trainer to pass ``zo_gradient`` estimates: see jaxlab.optim.zeroth_order.is_zeroth_order.
 """
 from jaxlab.optim.bases import OPTIMIZERS, register_optimizer
 from jaxlab.optim.checks import check_optim
@@ -19,6 +20,8 @@ from jaxlab.optim.ema import ema_params, with_param_ema
 from jaxlab.optim.factory import make_optimizer, make_schedule
 from jaxlab.optim.metrics import lion_linf_bound, optim_metrics
 from jaxlab.optim.schedules import DECAY_SHAPES, SCHEDULES, register_schedule
+from jaxlab.optim.zeroth_order import (ZEROTH_ORDER, is_zeroth_order, zo_gradient, zo_settings,
+                                       zo_value_and_grad)
 from jaxlab.optim.weight_decay import (WEIGHT_DECAY, add_cautious_decayed_weights, add_decayed_weights, decay_mask,
                                        register_weight_decay)
 
@@ -27,4 +30,5 @@ __all__ = [
     "NUMERIC_FIELDS", "optim_metrics", "lion_linf_bound", "ema_params", "with_param_ema",
     "OPTIMIZERS", "WEIGHT_DECAY", "SCHEDULES", "DECAY_SHAPES", "register_optimizer", "register_weight_decay",
     "register_schedule", "add_decayed_weights", "add_cautious_decayed_weights", "decay_mask",
+    "ZEROTH_ORDER", "is_zeroth_order", "zo_gradient", "zo_value_and_grad", "zo_settings",
 ]

@@ -5,7 +5,9 @@ import os
 import re
 
 from jaxlab.config import fail, require, require_choice
+import jaxlab.optim.zeroth_order  # noqa: F401  (registers zo_sgd, zo_momentum, zo_adam in OPTIMIZERS)
 from jaxlab.optim.bases import OPTIMIZERS
+from jaxlab.optim.refine import REFINE_NORMS
 from jaxlab.optim.schedules import DECAY_SHAPES, SCHEDULES
 from jaxlab.optim.weight_decay import WEIGHT_DECAY
 
@@ -35,6 +37,7 @@ def check_optim(cfg, total_steps: int) -> None:
     _unit("optim.momentum", cfg.momentum)
     _unit("optim.b1", cfg.b1)
     _unit("optim.b2", cfg.b2)
+    _unit("optim.lion_b2", cfg.lion_b2)
     require(cfg.eps >= 0, "optim.eps", cfg.eps, "must be >= 0")
     require(cfg.weight_decay >= 0, "optim.weight_decay", cfg.weight_decay, "must be >= 0")
     require_choice("optim.wd_variant", cfg.wd_variant, WEIGHT_DECAY)
@@ -46,6 +49,10 @@ def check_optim(cfg, total_steps: int) -> None:
     require(cfg.grad_clip >= 0, "optim.grad_clip", cfg.grad_clip, "must be >= 0 (0 = off)")
     _unit("optim.ema", cfg.ema)
     _patterns("optim.scale_invariant", cfg.scale_invariant)
+    # zo_directions is a scan length (static): an int, not a float that happens to be whole.
+    require(isinstance(cfg.zo_directions, int) and not isinstance(cfg.zo_directions, bool) and cfg.zo_directions >= 1,
+            "optim.zo_directions", cfg.zo_directions, "must be an integer >= 1")
+    require(cfg.zo_mu > 0, "optim.zo_mu", cfg.zo_mu, "must be > 0 (the finite-difference radius)")
     check_schedule(cfg.schedule, total_steps)
 
 
@@ -75,11 +82,12 @@ def check_schedule(s, total_steps: int) -> None:
                 f"must be shorter than a cycle ({length:g} steps)")
     if s.name == "refined":
         require(s.refine_width > 0, key + "refine_width", s.refine_width, "must be > 0")
+        require_choice(key + "refine_norm", s.refine_norm, REFINE_NORMS)
         require(bool(s.refine_path) and os.path.isfile(s.refine_path), key + "refine_path", s.refine_path,
                 "must name a file of recorded gradient norms (.npy, .txt or metrics.jsonl)")
         from jaxlab.optim.refine import refined_multiplier_values
 
         try:
-            refined_multiplier_values(s.refine_path, s.refine_width)
+            refined_multiplier_values(s.refine_path, s.refine_width, s.refine_norm)
         except (ValueError, OSError) as e:
             fail(key + "refine_path", s.refine_path, str(e))

@@ -1,15 +1,21 @@
 """Schedule refinement from a previous run's gradient norms (Defazio, Cutkosky, Mehta & Mishchenko, 2023,
-"Optimal linear decay learning rate schedules and further refinements", Algorithm 1).
+"When, Why and How Much? Adaptive Learning Rate Scheduling by Refinement" / "Optimal linear decay learning rate
+schedules and further refinements", arXiv:2310.07831, Algorithm 1; reference code facebookresearch/adaptive_scheduling,
+``find_closed_form_schedule`` and its README's median filter).
 
-Given per-step gradient norms ``g_1..g_N`` of a first run, smoothed by a median filter,
+Given per-step gradient norms ``g_0..g_{N−1}`` of a first run, smoothed by the reference median filter,
 
-    w_t = ‖g_t‖⁻²,     η_t ∝ w_t · Σ_{p>t} w_p,     normalised so that max_t η_t = 1.
+    w_t = ĝ_t⁻²  (norm="l2": SGD)     or     w_t = ĝ_t⁻¹  (norm="l1": Adam, with ĝ the ℓ1 norms),
+    η_t ∝ w_t · Σ_{s>t} w_s,     normalised so that max_t η_t = 1  (η_{N−1} = 0).
 
-With constant gradient norms this is the linear decay ``(N − t)/N`` (up to the last step); where gradient norms
-fall the schedule rises (an automatic warmup) and where they grow late in training it decays earlier. The
-multiplier is used by the ``refined`` schedule (schedules.py), which reads the norms from
-``optim.schedule.refine_path``: a ``.npy`` / ``.txt`` array, or a single run's ``metrics.jsonl`` (its logged
-``grad_norm`` values, linearly interpolated to every step).
+The median filter (reference): odd window ``k = 2·⌊⌊width·N⌋/2⌋ + 1``, the sequence padded at its *end* by
+2k reflected values (numpy "reflect"), ``scipy.ndimage.median_filter(size=k, mode="nearest")``, padding removed.
+
+The refined η *replaces* the warmup + decay shape: with constant norms it is the linear decay (N−1−t)/(N−1);
+where norms fall early it rises from near 0 (the paper's automatic warmup), and where they grow late it decays
+earlier. The ``refined`` schedule (schedules.py) reads the norms from ``optim.schedule.refine_path``: a ``.npy`` /
+``.txt`` array, or a single run's ``metrics.jsonl`` (its logged ``grad_norm`` values, linearly interpolated to
+every step; those are ℓ2 norms, so "l1" needs an array file).
 """
 from __future__ import annotations
 
@@ -20,21 +26,30 @@ import os
 import numpy as np
 from scipy.ndimage import median_filter
 
+REFINE_NORMS = {"l2": 2.0, "l1": 1.0}   # name -> power p of w_t = ĝ_t^(−p)
 
-def refine(grad_norms, width: float = 0.1) -> np.ndarray:
+
+def smooth_norms(g: np.ndarray, width: float) -> np.ndarray:
+    """The reference median filter of g [N] with window 2·⌊⌊width·N⌋/2⌋ + 1: [N]."""
+    k = 2 * (int(width * g.size) // 2) + 1
+    pad = 2 * k
+    return median_filter(np.pad(g, (0, pad), mode="reflect"), size=k, mode="nearest")[:-pad]
+
+
+def refine(grad_norms, width: float = 0.1, norm: str = "l2") -> np.ndarray:
     """grad_norms: [N] positive -> multiplier η: [N], max 1, η[N−1] = 0 (float64 numpy).
 
-    width: median-filter window as a fraction of N (at least one step); the filter pads by repeating the ends.
+    width: median-filter window as a fraction of N (odd, at least one step). norm: "l2" | "l1" (see above).
     """
+    if norm not in REFINE_NORMS:
+        raise ValueError(f"refine: norm={norm!r} must be one of {sorted(REFINE_NORMS)}")
     g = np.asarray(grad_norms, np.float64)
     if g.ndim != 1 or g.size < 2:
         raise ValueError(f"refine: need a 1-D sequence of at least 2 gradient norms, got shape {g.shape}")
     if not np.all(np.isfinite(g)) or np.any(g <= 0):
         raise ValueError("refine: gradient norms must be finite and > 0 (was the recorded run diverging?)")
-    size = max(1, int(round(width * g.size)))
-    smooth = median_filter(g, size=size, mode="nearest")
-    w = smooth ** -2.0
-    tail = np.cumsum(w[::-1])[::-1] - w          # Σ_{p>t} w_p
+    w = smooth_norms(g, width) ** -REFINE_NORMS[norm]
+    tail = np.cumsum(w[::-1])[::-1] - w          # Σ_{s>t} w_s
     eta = w * tail
     return eta / eta.max()
 
@@ -66,11 +81,11 @@ def _from_records(path: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _cached(path: str, mtime: float, width: float) -> np.ndarray:
+def _cached(path: str, mtime: float, width: float, norm: str) -> np.ndarray:
     del mtime  # part of the cache key: a rewritten file is read again
-    return refine(load_grad_norms(path), width).astype(np.float32)
+    return refine(load_grad_norms(path), width, norm).astype(np.float32)
 
 
-def refined_multiplier_values(path: str, width: float) -> np.ndarray:
-    """The refined multiplier for the norms recorded at ``path`` (cached per file version and width)."""
-    return _cached(path, os.path.getmtime(path), float(width))
+def refined_multiplier_values(path: str, width: float, norm: str = "l2") -> np.ndarray:
+    """The refined multiplier for the norms recorded at ``path`` (cached per file version, width and norm)."""
+    return _cached(path, os.path.getmtime(path), float(width), str(norm))

@@ -11,7 +11,8 @@ Conventions (t: 0-based step, T: train.steps, w: warmup_steps, e: end_factor):
     ``sqrt(w/t)``); wsd: warmup, stable at 1, then ``decay_shape`` over the last ``round(decay_fraction·T)``
     steps (Hu et al., 2024; Hägele et al., 2024); cyclic: ``num_cycles`` cycles of length T/num_cycles, each
     re-warming linearly from its floor (0 for the first cycle, e afterwards) and re-decaying with
-    ``decay_shape`` (continual pre-training: Gupta et al., 2023; Ibrahim et al., 2024); refined: see refine.py.
+    ``decay_shape`` (continual pre-training: Gupta et al., 2023; Ibrahim et al., 2024); refined: the recorded
+    refinement over all of [0, T] (it replaces warmup and decay; warmup_steps is ignored): see refine.py.
 
 Every number may be traced (jnp arithmetic only, no Python branches on values), so a sweep over warmup,
 end factor or decay fraction is one compiled program. Schedules are registered by name in SCHEDULES.
@@ -114,11 +115,12 @@ def cyclic(t, T, p, cfg):
 def refined(t, T, p, cfg):
     from jaxlab.optim.refine import refined_multiplier_values  # numpy, built once per (file, width)
 
-    values = jnp.asarray(refined_multiplier_values(cfg.refine_path, cfg.refine_width))
-    w = p["warmup_steps"]
-    # The recorded run's step i sits at progress i/N of the decay phase, so a refinement transfers to another budget.
-    index = progress(t, w, T - w) * values.shape[0]
-    return with_warmup(t, w, jnp.interp(index, jnp.arange(values.shape[0], dtype=jnp.float32), values))
+    values = jnp.asarray(refined_multiplier_values(cfg.refine_path, cfg.refine_width, cfg.refine_norm))
+    # The refinement is the whole shape, warmup included (Defazio et al.: small early η where early gradients are
+    # large), so warmup_steps is ignored — stacking a second warmup on it would cut the recorded curve (issue 14).
+    # The recorded run's step i sits at progress i/N of training, so a refinement transfers to another budget.
+    index = progress(t, 0.0, T) * values.shape[0]
+    return jnp.interp(index, jnp.arange(values.shape[0], dtype=jnp.float32), values)
 
 
 # ---------------------------------------------------------------------------------------------------- build
