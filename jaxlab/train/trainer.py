@@ -30,6 +30,7 @@ from jaxlab.tree import tree_norm
 
 PyTree = Any
 EVAL_CHUNK = 2048  # examples per evaluation pass, bounding activation memory on large sets
+ZO_STREAM = 0x7A0  # fold_in tag of the zeroth-order directions' keys (distinct from the batch order's)
 
 
 @flax.struct.dataclass
@@ -125,7 +126,14 @@ class Trainer:
     def step(self, state: TrainState, hp, data, perms=None):
         """One optimiser step -> (state, metrics of this step: loss/accuracy on its batch, grad norm, lr)."""
         tx = self.tx(hp)
-        (loss, acc), grads = jax.value_and_grad(self._loss_and_acc, has_aux=True)(state.params, self.batch(state, data, perms))
+        batch = self.batch(state, data, perms)
+        if optim.is_zeroth_order(self.config.optim.name):  # the two-point estimate replaces ∇L (ZO-GD/GDM/Adam)
+            loss, acc = self._loss_and_acc(state.params, batch)
+            key = jax.random.fold_in(jax.random.fold_in(state.key, ZO_STREAM), state.step)  # not the batch stream
+            n, mu = optim.zo_settings(self.config.optim, _section(hp, "optim"))
+            grads = optim.zo_gradient(lambda p: self.loss_fn(p, batch), state.params, key, n, mu)
+        else:
+            (loss, acc), grads = jax.value_and_grad(self._loss_and_acc, has_aux=True)(state.params, batch)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         grad_norm = tree_norm(grads)
