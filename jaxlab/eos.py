@@ -36,10 +36,47 @@ def alive_records(records: Sequence[dict], summary: dict | None = None) -> list[
     return list(records)
 
 
+# The curvature each optimiser's threshold applies to, first match wins: Adam's preconditioned sharpness,
+# zeroth-order GD's effective sharpness 2/η*(H) (dense spectrum), else the Hessian's λ1 (GD, heavy ball).
+COMPARED = ("preconditioned_sharpness", "zo_sharpness", "sharpness")
+
+
+def compared_key(records: Sequence[dict]) -> str:
+    """Which recorded curvature the run's eos_threshold applies to (see COMPARED)."""
+    for key in COMPARED:
+        if any(_finite(r.get(key)) for r in records):
+            return key
+    return "sharpness"
+
+
+def plateau(steps, values, frac: float = 1 / 3) -> dict:
+    """Least-squares slope of ``values`` over the last ``frac`` of ``steps``, per 1000 steps, with a 95% band
+    (t quantile, n − 2 dof): ``plateaued`` when the band holds 0. EoS oscillations are autocorrelated, so the
+    band is optimistic: read a tiny slope as flat, a large one as still climbing."""
+    steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
+    keep = (steps >= steps[-1] - frac * (steps[-1] - steps[0])) & np.isfinite(values)
+    x, y = steps[keep] / 1000.0, values[keep]
+    if x.size < 4 or np.ptp(x) == 0:
+        return {}
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    se = math.sqrt(resid @ resid / (x.size - 2) / ((x - x.mean()) @ (x - x.mean())))
+    half = float(_t95(x.size - 2) * se)
+    return {"plateau_slope_per_1k": _r(slope), "plateau_slope_ci95": _r(half),
+            "plateaued": bool(abs(slope) <= half)}
+
+
+def _t95(dof: int) -> float:
+    """Two-sided 95% Student-t quantile (scipy's)."""
+    from scipy.stats import t
+    return float(t.ppf(0.975, dof))
+
+
 def eos_run_summary(records: Sequence[dict], reach: float = 0.9) -> dict:
     """Sharpness against the stability threshold for one run.
 
-    records: [{"step", "sharpness", "eos_threshold", "sharpness_ratio", "train_loss", ...}] in step order.
+    records: [{"step", "sharpness", "eos_threshold", "sharpness_ratio", "train_loss", ...}] in step order; the
+    sharpness read is the one the threshold applies to (``compared_key``: Adam's preconditioned sharpness).
     Returns (None where undefined):
       threshold                 the last recorded threshold (2/η for GD)
       initial_sharpness, final_sharpness, final_ratio            ratio = sharpness/threshold
@@ -53,14 +90,18 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9) -> dict:
       ratio_dev_last_half       mean |ratio − 1| over the last half
       loss_increase_frac        fraction of consecutive records (last half) where train_loss went up
       loss_osc_last_half        mean |Δ log train_loss| between consecutive records (last half)
+      compared                  which recorded curvature the numbers are of (see COMPARED)
+      plateau_slope_per_1k, plateau_slope_ci95, plateaued    the ratio's slope over the last third (see plateau)
     Loss measures compare consecutive *records* (every train.log_every steps): with log_every = 1 they are per step.
     """
-    curv = [r for r in records if _finite(r.get("sharpness"))]
+    key = compared_key(records)
+    curv = [r for r in records if _finite(r.get(key))]
     out: dict = {"num_measurements": len(curv)}
     if not curv:
         return out
+    out["compared"] = key
     steps = np.asarray([r["step"] for r in curv], np.float64)
-    lam = np.asarray([r["sharpness"] for r in curv], np.float64)
+    lam = np.asarray([r[key] for r in curv], np.float64)
     ratio = np.asarray([r.get("sharpness_ratio", math.nan) for r in curv], np.float64)
     last = steps[-1]
     q4, h2 = steps >= 0.75 * last, steps >= 0.5 * last
@@ -76,6 +117,7 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9) -> dict:
     out["sharpening_rate"] = _r(1000.0 * (ratio[end] - ratio[start]) / dt) if dt > 0 else None
     out["ratio_std_last_half"] = _r(ratio[h2].std())
     out["ratio_dev_last_half"] = _r(np.abs(ratio[h2] - 1.0).mean())
+    out.update(plateau(steps, ratio))
     loss = np.asarray([r["train_loss"] for r in records if r["step"] >= 0.5 * last and _finite(r.get("train_loss"))])
     if loss.size > 1 and (loss > 0).all():
         d = np.diff(loss)
@@ -125,9 +167,13 @@ def _panels(results, config):
     return list(groups.items())
 
 
+LABELS = {"sharpness": "sharpness λ1", "preconditioned_sharpness": "preconditioned sharpness λ1(P⁻¹H)",
+          "zo_sharpness": "ZO effective sharpness 2/η*(H)", "ntk_max": "top NTK eigenvalue (GN λ1)"}
+
+
 def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = False, title: str = "") -> str:
-    """One panel per weight decay; per lr a line of ``key`` vs step (one colour per lr, every seed) and, for
-    key = "sharpness", the dashed threshold (2/η for GD) in the same colour."""
+    """One panel per weight decay; per lr a line of ``key`` vs step (one colour per lr, every seed) and, for a
+    curvature key (LABELS), the run's dashed eos_threshold in the same colour (2/η for GD, 38/η for Adam...)."""
     panels = _panels(results, config)
     lrs = sorted({lr for _, runs in panels for lr, _, _ in runs})
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
@@ -139,7 +185,7 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
             if pts:
                 ax.plot(*zip(*pts), color=color, lw=1.1, label=None if lr in drawn else f"η={lr:g}")
             thr = [r["eos_threshold"] for r in recs if _finite(r.get("eos_threshold"))]
-            if key == "sharpness" and thr and lr not in drawn:
+            if key in LABELS and thr and lr not in drawn:
                 ax.axhline(thr[-1], color=color, ls="--", lw=1.0)
             drawn.add(lr)
         if logy:
@@ -147,13 +193,20 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
         ax.set_title(f"weight decay {wd:g}", fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("sharpness λ1 (dashed: 2/η)" if key == "sharpness" else key)
+    axes[0][0].set_ylabel(f"{LABELS[key]} (dashed: threshold)" if key in LABELS else key)
     axes[0][-1].legend(fontsize=8)
     return save(fig, path, title)
 
 
 def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
-    """eos_sharpness.png (the classic EoS plot) and eos_loss.png (train loss, same layout)."""
-    return [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), title=title),
-            plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
-                     title=f"{config.model.name}: train loss per weight decay")]
+    """eos_sharpness.png (the classic EoS plot: the curvature the threshold applies to), eos_loss.png (train
+    loss, same layout) and, when tracked, eos_ntk.png (the top NTK eigenvalue against the same threshold)."""
+    records = [rec for r in results for rec in r.result.records]
+    paths = [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), key=compared_key(records),
+                      title=title),
+             plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
+                      title=f"{config.model.name}: train loss per weight decay")]
+    if any(_finite(rec.get("ntk_max")) for rec in records):
+        paths.append(plot_eos(results, config, os.path.join(workdir, "eos_ntk.png"), key="ntk_max",
+                              title=f"{config.model.name}: function-space curvature vs the threshold"))
+    return paths

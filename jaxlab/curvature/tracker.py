@@ -24,6 +24,13 @@ Records (scalars per run):
                    exists yet)
   alignment        align_* cosines of ∇λ1 with the parameters and the gradient
   layer_shares     share/<layer>: each parameter leaf's share of the top eigenvector's squared norm
+  sharpness_dim    sharpness_dim: Kaplan–Yorke dimension of the GD map from the top-k eigenvalues, the unmeasured
+                   bulk at the smallest measured one (jaxlab.curvature.dimension; docs/science_notes.md)
+  zo_stability     zo_sharpness_lower / zo_sharpness_upper: bounds on ZO-GD's effective sharpness 2/η*(H) from λ1
+                   and the Hutchinson trace (n = optim.zo_directions; jaxlab.curvature.zo_stability), and their
+                   ratios to 2/η
+  zo_dense         zo_sharpness = 2/η*(H) from the dense spectrum (small models: the full Hessian is formed),
+                   sharpness_dim_dense from the same spectrum
 
 Thresholds (the step size at which GD on a quadratic with curvature λ1 turns unstable): sgd 2/η · heavy ball
 (2+2β)/η · Nesterov (2+2β)/((1+2β)η) · adam (2+2β1)/((1−β1)η) on the *preconditioned* sharpness (38/η at β1 = 0.9)
@@ -38,19 +45,17 @@ relative accuracy; a warm start needs fewer (``python -m jaxlab.bench.curvature`
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from jaxlab.config import require, require_choice
-from jaxlab.curvature.alignment import alignment, layer_shares
 from jaxlab.curvature.hvp import make_hvp
 from jaxlab.curvature.lanczos import lanczos
-from jaxlab.curvature.ntk import ntk_top_eigenvalues
-from jaxlab.curvature.preconditioned import adam_preconditioner, adam_threshold, find_adam_state, preconditioned_matvec
-from jaxlab.curvature.spectrum import hutchinson_trace
+from jaxlab.curvature.quantities import (QUANTITIES, Context, compared, dense_hessian_eigvalsh, quantity_names,
+                                         stability_threshold, uses_preconditioner)
 from jaxlab.tree import tree_random_normal, tree_vdot
 
 
@@ -58,8 +63,9 @@ def default_config() -> ml_collections.ConfigDict:
     """The ``curvature`` section."""
     return ml_collections.ConfigDict(dict(
         every=0,               # 0 = off; else measure every k steps (a multiple of train.log_every)
-        # what to record, keys of jaxlab.curvature.tracker.QUANTITIES: sharpness | eig_gap | trace | ntk |
-        # preconditioned | alignment | layer_shares (adam adds preconditioned to sharpness by itself)
+        # what to record, keys of jaxlab.curvature.quantities.QUANTITIES: sharpness | eig_gap | trace | ntk |
+        # preconditioned | alignment | layer_shares | sharpness_dim | zo_stability | zo_dense (small models)
+        # (adam adds preconditioned to sharpness by itself)
         quantities=("sharpness",),
         num_examples=0,        # curvature set: the first n evaluation examples; 0 = the whole evaluation set
         num_iters=20,          # Lanczos iterations (full reorthogonalisation) per measurement
@@ -69,131 +75,6 @@ def default_config() -> ml_collections.ConfigDict:
         seed=0,                # the first Lanczos start vector's key (deterministic)
         warm_start=True,       # start each measurement's Lanczos from the previous top-k eigenvectors
     ))
-
-
-class Context(NamedTuple):
-    """What a quantity reads. eigvals [k] (descending), eigvecs (pytree, leading axis k) and residuals [k] are
-    None unless some recorded quantity needs them."""
-    tracker: "Tracker"
-    params: Any
-    opt_state: Any
-    numbers: dict          # resolved optimiser numbers at this step: lr, momentum, b1, b2, eps, ...
-    batch: Any             # (x, y): the curvature set
-    matvec: Callable       # v -> Hv on the curvature set
-    key: jax.Array
-    eigvals: Any = None
-    eigvecs: Any = None
-    residuals: Any = None
-
-
-class Quantity(NamedTuple):
-    fn: Callable[[Context], dict]   # ctx -> {record key: scalar}
-    needs_eigs: bool = False        # reads the shared top-k Lanczos eigenvalues
-    needs_vectors: bool = False     # ... and their eigenvectors
-
-
-QUANTITIES: dict[str, Quantity] = {}
-
-
-def register_quantity(name: str, needs_eigs: bool = False, needs_vectors: bool = False):
-    """Decorator: ``fn(ctx: Context) -> {key: scalar}`` recorded under ``curvature.quantities`` name ``name``."""
-    def deco(fn):
-        QUANTITIES[name] = Quantity(fn, needs_eigs, needs_vectors)
-        return fn
-    return deco
-
-
-def quantity_names(curv_cfg) -> tuple[str, ...]:
-    """curvature.quantities as a tuple of names ("sharpness,trace" or a tuple of strings)."""
-    q = curv_cfg.quantities
-    if isinstance(q, str):
-        q = [s.strip() for s in q.split(",")]
-    return tuple(s for s in q if s)
-
-
-# ------------------------------------------------------------------------------------------------ thresholds
-
-def stability_threshold(optimizer: str, numbers: dict, nesterov: bool = False):
-    """The optimiser's edge-of-stability threshold from its (possibly traced) numbers, or None (no known one)."""
-    lr = numbers["lr"]
-    if optimizer == "sgd":
-        return 2.0 / lr
-    if optimizer == "momentum":
-        b = numbers["momentum"]
-        return (2.0 + 2.0 * b) / ((1.0 + 2.0 * b) * lr) if nesterov else (2.0 + 2.0 * b) / lr
-    if optimizer == "adam":
-        return adam_threshold(lr, numbers["b1"])
-    return None
-
-
-def uses_preconditioner(optimizer: str) -> bool:
-    return optimizer == "adam"
-
-
-# ------------------------------------------------------------------------------------------------ quantities
-
-@register_quantity("sharpness", needs_eigs=True)
-def _sharpness(ctx: Context) -> dict:
-    # Ritz residual ‖Hu − λu‖/|λ| (Lanczos' own bound): small means λ1 converged in num_iters.
-    return {"sharpness": ctx.eigvals[0], "sharpness_residual": ctx.residuals[0] / jnp.abs(ctx.eigvals[0])}
-
-
-@register_quantity("eig_gap", needs_eigs=True)
-def _eig_gap(ctx: Context) -> dict:
-    ev = ctx.eigvals
-    out = {f"eig_{i + 1}": ev[i] for i in range(1, ev.shape[0])}
-    out["eig_ratio"] = ev[0] / ev[1]
-    return out
-
-
-@register_quantity("trace")
-def _trace(ctx: Context) -> dict:
-    mean, stderr = hutchinson_trace(ctx.matvec, ctx.params, jax.random.fold_in(ctx.key, 1), ctx.tracker.trace_samples)
-    return {"hessian_trace": mean, "hessian_trace_stderr": stderr}
-
-
-@register_quantity("ntk")
-def _ntk(ctx: Context) -> dict:
-    t = ctx.tracker
-    if t.loss_kind != "mse":  # for cross-entropy J Jᵀ/n is not the Gauss–Newton matrix: no number beats a wrong one
-        raise ValueError(f"curvature quantity 'ntk' describes an MSE loss, not {t.loss_kind or 'an unnamed loss'!r}")
-    x = ctx.batch[0]
-    out = jax.eval_shape(lambda p: t.apply_fn(p, x), ctx.params)
-    rows = 1
-    for d in out.shape[:-1]:  # the loss averages over every output row: examples, or examples × tokens
-        rows *= d
-    ev, _ = ntk_top_eigenvalues(t.apply_fn, ctx.params, x, jax.random.fold_in(ctx.key, 2), t.num_iters, k=1,
-                                scale=1.0 / rows)
-    return {"ntk_max": ev[0]}
-
-
-@register_quantity("preconditioned")
-def _preconditioned(ctx: Context) -> dict:
-    t = ctx.tracker
-    if not uses_preconditioner(t.optimizer):
-        return {}
-    n = ctx.numbers
-    P = adam_preconditioner(ctx.opt_state, b2=n["b2"], eps=n["eps"])
-    ev, _ = lanczos(preconditioned_matvec(ctx.matvec, P), ctx.params, jax.random.fold_in(ctx.key, 3), t.num_iters, k=1)
-    # Before Adam's first update there is no second-moment estimate (P = ε): the operator is not the one the
-    # next step sees, so nothing is recorded (NaN) rather than a ratio in the thousands.
-    started = find_adam_state(ctx.opt_state).count > 0
-    return {"preconditioned_sharpness": jnp.where(started, ev[0], jnp.nan)}
-
-
-@register_quantity("alignment", needs_eigs=True, needs_vectors=True)
-def _alignment(ctx: Context) -> dict:
-    t = ctx.tracker
-    u = jax.tree.map(lambda x: x[0], ctx.eigvecs)
-    mask = t.decay_mask(ctx.params) if t.decay_mask is not None else None  # θ as weight decay moves it
-    loss = lambda p: t.loss_fn(p, ctx.batch)  # noqa: E731
-    return {f"align_{k}": v for k, v in alignment(loss, ctx.params, u, theta_mask=mask).items()}
-
-
-@register_quantity("layer_shares", needs_eigs=True, needs_vectors=True)
-def _layer_shares(ctx: Context) -> dict:
-    u = jax.tree.map(lambda x: x[0], ctx.eigvecs)
-    return {f"share/{path}": v for path, v in layer_shares(u).items()}
 
 
 # ------------------------------------------------------------------------------------------------ the tracker
@@ -211,6 +92,7 @@ class Tracker:
     trace_samples: int = 10
     seed: int = 0
     warm_start: bool = True
+    zo_directions: int = 1               # optim.zo_directions: the n of the ZO stability quantities
     apply_fn: Callable | None = None     # (params, x) -> outputs; the "ntk" quantity needs it
     loss_kind: str = ""                  # loss.name: "ntk" describes the Gauss–Newton matrix of "mse" only
     decay_mask: Callable | None = None   # params -> bool pytree of decayed leaves ("alignment")
@@ -248,12 +130,14 @@ class Tracker:
             ev, vecs, res = lanczos(matvec, params, key, self.num_iters, k=self.k, return_vectors=need_vecs, v0=v0,
                                     return_residuals=True)
             ctx = ctx._replace(eigvals=ev, eigvecs=vecs, residuals=res)
+        if any(QUANTITIES[n].needs_dense for n in self.quantities):
+            ctx = ctx._replace(dense_eigvals=dense_hessian_eigvalsh(self.loss_fn, params, batch))
         out = {}
         for n in self.quantities:
             out.update(QUANTITIES[n].fn(ctx))
         thr = stability_threshold(self.optimizer, numbers, self.nesterov)
-        if thr is not None and "sharpness" in out:
-            top = out["preconditioned_sharpness"] if uses_preconditioner(self.optimizer) else out["sharpness"]
+        top = compared(self.optimizer, out)
+        if thr is not None and top is not None:
             out["eos_threshold"] = thr
             out["sharpness_ratio"] = top / thr
         if self.warm and carry is not None:
@@ -276,7 +160,7 @@ def make_tracker(config, loss_fn: Callable, *, apply_fn: Callable | None = None,
     return Tracker(loss_fn=loss_fn, quantities=names, optimizer=config.optim.name, nesterov=bool(config.optim.nesterov),
                    num_iters=cfg.num_iters, k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
                    trace_samples=cfg.trace_samples, seed=cfg.seed, warm_start=bool(cfg.warm_start), apply_fn=apply_fn,
-                   decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind)
+                   zo_directions=int(config.optim.zo_directions), decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind)
 
 
 def check(config):
