@@ -50,12 +50,16 @@ def curvature_cost(config, dataset=None, reps: int = 3) -> dict:
             "curvature_cost_in_steps": _r(extra / (t_chunk / n), 3)}
 
 
-def write_eos_outputs(results, config, workdir: str, print_table: bool = True) -> dict:
+def write_eos_outputs(results, config, workdir: str, print_table: bool = True, title: str = "",
+                      claim=None) -> dict:
     """The experiment's outputs: summary.json (grid summary + "eos" per run + tracking cost), eos_sharpness.png,
-    eos_loss.png, loss_curves.png and loss_bands.png; prints the per-run table. Returns the summary."""
+    eos_loss.png, loss_curves.png and loss_bands.png; prints the per-run table. Returns the summary.
+    claim(eos rows) -> dict: an experiment's verdict on its claim, stored in summary.json under "claim"."""
     eos = eos_summary(results, config)
+    if claim is not None:
+        eos["claim"] = claim(eos["eos"])
     cost = curvature_cost(config) if config.curvature.every else {}
-    eos_plots(results, config, workdir, title=f"{config.model.name}: sharpness vs 2/η per weight decay")
+    eos_plots(results, config, workdir, title=title or f"{config.model.name}: sharpness vs 2/η per weight decay")
     summary = write_grid_outputs(results, workdir, extra_summary={**eos, **cost},
                                  keys=("train_loss", "sharpness", "test_accuracy"))
     if print_table:
@@ -63,6 +67,8 @@ def write_eos_outputs(results, config, workdir: str, print_table: bool = True) -
         if cost:
             print(f"curvature tracking: {cost['curvature_time_fraction']:.1%} of the time "
                   f"({cost['curvature_cost_in_steps']:.3g} training steps per measurement)")
+        if claim is not None:
+            print(f"claim: {eos['claim']}")
     return summary
 
 

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxlab.curvature.quantities import compared_key
 from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table
 
@@ -36,14 +37,12 @@ def alive_records(records: Sequence[dict], summary: dict | None = None) -> list[
     return list(records)
 
 
-# The curvature each optimiser's threshold applies to, first match wins: Adam's preconditioned sharpness,
-# zeroth-order GD's effective sharpness 2/η*(H) (dense spectrum), else the Hessian's λ1 (GD, heavy ball).
-COMPARED = ("preconditioned_sharpness", "zo_sharpness", "sharpness")
-
-
-def compared_key(records: Sequence[dict]) -> str:
-    """Which recorded curvature the run's eos_threshold applies to (see COMPARED)."""
-    for key in COMPARED:
+def record_key(records: Sequence[dict], optimizer: str | None = None) -> str:
+    """Which recorded curvature the run's eos_threshold applies to: the optimiser's (``compared_key``), or without
+    a name the first recorded of Adam's preconditioned sharpness, ZO-GD's effective sharpness, λ1."""
+    if optimizer is not None:
+        return compared_key(optimizer)
+    for key in ("preconditioned_sharpness", "zo_sharpness", "sharpness"):
         if any(_finite(r.get(key)) for r in records):
             return key
     return "sharpness"
@@ -72,11 +71,11 @@ def _t95(dof: int) -> float:
     return float(t.ppf(0.975, dof))
 
 
-def eos_run_summary(records: Sequence[dict], reach: float = 0.9) -> dict:
+def eos_run_summary(records: Sequence[dict], reach: float = 0.9, optimizer: str | None = None) -> dict:
     """Sharpness against the stability threshold for one run.
 
     records: [{"step", "sharpness", "eos_threshold", "sharpness_ratio", "train_loss", ...}] in step order; the
-    sharpness read is the one the threshold applies to (``compared_key``: Adam's preconditioned sharpness).
+    sharpness read is the one the threshold applies to (``record_key``: Adam's preconditioned sharpness...).
     Returns (None where undefined):
       threshold                 the last recorded threshold (2/η for GD)
       initial_sharpness, final_sharpness, final_ratio            ratio = sharpness/threshold
@@ -90,11 +89,11 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9) -> dict:
       ratio_dev_last_half       mean |ratio − 1| over the last half
       loss_increase_frac        fraction of consecutive records (last half) where train_loss went up
       loss_osc_last_half        mean |Δ log train_loss| between consecutive records (last half)
-      compared                  which recorded curvature the numbers are of (see COMPARED)
+      compared                  which recorded curvature the numbers are of (see record_key)
       plateau_slope_per_1k, plateau_slope_ci95, plateaued    the ratio's slope over the last third (see plateau)
     Loss measures compare consecutive *records* (every train.log_every steps): with log_every = 1 they are per step.
     """
-    key = compared_key(records)
+    key = record_key(records, optimizer)
     curv = [r for r in records if _finite(r.get(key))]
     out: dict = {"num_measurements": len(curv)}
     if not curv:
@@ -141,7 +140,8 @@ def eos_summary(results, config, reach: float = 0.9) -> dict:
         row = {"seed": r.coords.get("seed"), "lr": _coord(r, config, LR), "weight_decay": _coord(r, config, WD),
                **{k: v for k, v in r.coords.items() if k not in ("seed", LR, WD)},
                "diverged": bool(s.get("diverged"))}
-        row.update(eos_run_summary(alive_records(r.result.records, s), reach))
+        optimizer = r.coords.get("optim.name", config.optim.name)
+        row.update(eos_run_summary(alive_records(r.result.records, s), reach, optimizer))
         rows.append(row)
     return {"eos": rows}
 
@@ -202,7 +202,7 @@ def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
     """eos_sharpness.png (the classic EoS plot: the curvature the threshold applies to), eos_loss.png (train
     loss, same layout) and, when tracked, eos_ntk.png (the top NTK eigenvalue against the same threshold)."""
     records = [rec for r in results for rec in r.result.records]
-    paths = [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), key=compared_key(records),
+    paths = [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), key=record_key(records, config.optim.name),
                       title=title),
              plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
                       title=f"{config.model.name}: train loss per weight decay")]

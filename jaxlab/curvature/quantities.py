@@ -86,13 +86,18 @@ def uses_preconditioner(optimizer: str) -> bool:
     return optimizer == "adam"
 
 
+def compared_key(optimizer: str) -> str:
+    """The record key of the curvature the optimiser's threshold applies to."""
+    if uses_preconditioner(optimizer):
+        return "preconditioned_sharpness"
+    if optimizer == "zo_sgd":
+        return "zo_sharpness"  # the dense value; the λ1/trace bounds have ratios of their own
+    return "sharpness"
+
+
 def compared(optimizer: str, out: dict):
     """The recorded curvature the threshold applies to, or None when it was not measured."""
-    if uses_preconditioner(optimizer):
-        return out.get("preconditioned_sharpness")
-    if optimizer == "zo_sgd":
-        return out.get("zo_sharpness")  # the dense value; the bounds have ratios of their own
-    return out.get("sharpness")
+    return out.get(compared_key(optimizer))
 
 
 # ------------------------------------------------------------------------------------------------ quantities
