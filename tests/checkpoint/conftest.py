@@ -31,7 +31,7 @@ def _assert_same_state(a, b):
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory):
     """(workdir, Result) of the uninterrupted checkpointed run; tests must not modify the workdir."""
-    from jaxlab.checkpoint import run_with_checkpoints
+    from jaxlab.train import run_with_checkpoints
     from jaxlab.io import write_config
 
     workdir = str(tmp_path_factory.mktemp("reference"))

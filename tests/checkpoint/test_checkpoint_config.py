@@ -20,7 +20,7 @@ def test_bad_checkpoint_values_name_the_key(key, value, needle):
 
 
 def test_resume_refuses_a_different_config(tmp_path):
-    from jaxlab.checkpoint.resume import config_mismatch
+    from jaxlab.io import config_mismatch
     from jaxlab.io import write_config
 
     c = base_config()
@@ -29,3 +29,4 @@ def test_resume_refuses_a_different_config(tmp_path):
     assert config_mismatch(c, str(tmp_path)) == ""
     c.optim.lr = 0.5
     assert "optim.lr: 0.01 -> 0.5" in config_mismatch(c, str(tmp_path))
+    assert config_mismatch(c, str(tmp_path), free_prefixes=("optim.",)) == ""  # an experiment's post-hoc keys

@@ -14,6 +14,8 @@ import pytest
 from jaxlab.checkpoint import checkpoint_dir, coefficients
 from jaxlab.checkpoint import manager as mgr
 from jaxlab.checkpoint import merge as merge_lib
+from jaxlab.evaluate import Evaluator
+from jaxlab.io import read_json
 from jaxlab.train import TrainState
 
 
@@ -101,7 +103,8 @@ def test_merge_workdir_evaluates_and_keeps_the_summary(tmp_path, reference_run):
     shutil.copytree(src, workdir)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump({"earlier": 1}, f)
-    out = merge_lib.merge_workdir(workdir, "linear", window=3, interval=20)
+    out = merge_lib.merge_workdir(workdir, "linear", window=3, interval=20,
+                                  evaluate=Evaluator(read_json(os.path.join(workdir, "config.json"))))
     assert out["sets"]["run"]["steps"] == [20, 40, 60]
     with open(os.path.join(workdir, "summary.json")) as f:
         summary = json.load(f)
@@ -109,10 +112,9 @@ def test_merge_workdir_evaluates_and_keeps_the_summary(tmp_path, reference_run):
     ev = summary["merge"]["linear-w3-i20"]["sets"]["run"]
     # The evaluation of the merged checkpoint as written, recomputed independently of the merge's own numbers.
     import orbax.checkpoint as ocp
-    from jaxlab.checkpoint.evaluate import evaluate_params
     saved = ocp.StandardCheckpointer().restore(os.path.join(workdir, ev["path"]))
     config = json.load(open(os.path.join(workdir, "config.json")))
-    np.testing.assert_allclose(evaluate_params(config, saved)["test_loss"], ev["merged"]["test_loss"], rtol=1e-6)
+    np.testing.assert_allclose(Evaluator(config)(saved)["test_loss"], ev["merged"]["test_loss"], rtol=1e-6)
     m = mgr.open_manager(checkpoint_dir(workdir), read_only=True)
     manual = {k: sum(c * mgr.restore_params(m, s)[k]["kernel"] for c, s in zip(coefficients("linear", 3), [20, 40, 60]))
               for k in ("Dense_0",)}
@@ -138,7 +140,19 @@ def test_bad_merge_requests_fail_before_writing(tmp_path, reference_run, kwargs,
     assert before == {p: open(os.path.join(workdir, p), "rb").read() for p in before}
 
 
+def test_merge_without_evaluate_evaluates_nothing(tmp_path, reference_run):
+    src, _ = reference_run
+    workdir = str(tmp_path / "run")
+    shutil.copytree(src, workdir)
+    out = merge_lib.merge_workdir(workdir, "uniform", window=2)
+    assert out["sets"]["run"]["steps"] == [50, 60]
+    assert "merged" not in out["sets"]["run"] and "last" not in out["sets"]["run"]
+    assert os.path.isdir(os.path.join(workdir, out["sets"]["run"]["path"]))
+
+
 def test_missing_workdir_is_named(tmp_path):
+    from experiments.merge import main
+
     with pytest.raises(merge_lib.MergeError, match="no such directory"):
         merge_lib.merge_workdir(str(tmp_path / "nope"), "uniform", 2)
-    assert merge_lib.main(["--workdir", str(tmp_path / "nope"), "--scheme", "uniform", "--window", "2"]) == 2
+    assert main(["--workdir", str(tmp_path / "nope"), "--scheme", "uniform", "--window", "2"]) == 2

@@ -9,7 +9,8 @@ import time
 import jax
 import pytest
 
-from jaxlab.checkpoint import checkpoint_dir, run_with_checkpoints
+from jaxlab.checkpoint import checkpoint_dir
+from jaxlab.train import run_with_checkpoints
 from jaxlab.checkpoint import manager as mgr
 from jaxlab.io import read_metrics
 

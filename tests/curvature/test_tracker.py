@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from experiments.eos_weight_decay import write_eos_outputs
 from jaxlab import data as data_lib
+from jaxlab import optim
 from jaxlab.config import ConfigError
-from jaxlab.schema import base_config, validate
-from jaxlab.curvature.eos import eos_run_summary, write_eos_outputs
 from jaxlab.curvature.tracker import make_tracker
+from jaxlab.eos import eos_run_summary
 from jaxlab.experiment import run_grid
-from jaxlab.train import make_train
+from jaxlab.schema import base_config, validate
+from jaxlab.train import default_hp, make_train
 
 
 def small_config():
@@ -35,6 +37,11 @@ def small_config():
     return c
 
 
+def numbers(config, lr):
+    """The run's resolved optimiser numbers with the current learning rate (what Trainer.measure passes)."""
+    return {**optim.resolve(config.optim), "lr": lr}
+
+
 def dense_eigvalsh(trainer, params, batch):
     flat, unravel = ravel_pytree(params)
     H = jax.hessian(lambda f: trainer.loss_fn(unravel(f), batch))(flat)
@@ -46,12 +53,12 @@ def test_tracker_in_measure_matches_dense_hessian(x64):
     validate(config)
     ds = data_lib.get_dataset(config.data)
     trainer = make_train(config, ds)
-    hp = {k: jnp.float64(v) for k, v in trainer.default_hp().items()}
+    hp = {k: jnp.float64(v) for k, v in default_hp(config).items()}
     state = trainer.init(jax.random.PRNGKey(0), hp)
     f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
     state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
     data = f64(trainer.device_data(ds))
-    rec = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
+    rec, _ = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
     want = dense_eigvalsh(trainer, state.params, (data["x_curv"], data["y_curv"]))
     assert rec["sharpness"].dtype == jnp.float64
     np.testing.assert_allclose(float(rec["sharpness"]), want[0], rtol=1e-6)
@@ -63,7 +70,7 @@ def test_tracker_in_measure_matches_dense_hessian(x64):
     # chunked HVPs (remainder chunk included) give the same λ1
     config.curvature.chunk_size = 24
     measure = jax.jit(make_tracker(config, trainer.loss_fn))
-    got = measure(state.params, state.opt_state, 0.05, (data["x_curv"], data["y_curv"]))
+    got, _ = measure(state.params, state.opt_state, numbers(config, 0.05), (data["x_curv"], data["y_curv"]))
     np.testing.assert_allclose(float(got["sharpness"]), want[0], rtol=1e-6)
 
 
@@ -79,7 +86,8 @@ def test_threshold_per_optimiser(name, momentum, nesterov, want):
     # a quadratic loss ½ θᵀAθ: λ1 = 3 exactly
     A = jnp.diag(jnp.array([3.0, 1.0, 0.5]))
     measure = make_tracker(config, lambda p, batch: 0.5 * p["w"] @ A @ p["w"])
-    rec = jax.jit(measure)({"w": jnp.ones(3)}, None, jnp.float32(0.1), (jnp.zeros((4, 1)), jnp.zeros((4, 1))))
+    rec, _ = jax.jit(measure)({"w": jnp.ones(3)}, None, numbers(config, jnp.float32(0.1)),
+                              (jnp.zeros((4, 1)), jnp.zeros((4, 1))))
     np.testing.assert_allclose(float(rec["sharpness"]), 3.0, rtol=1e-5)
     np.testing.assert_allclose(float(rec["eos_threshold"]), want, rtol=1e-6)
     np.testing.assert_allclose(float(rec["sharpness_ratio"]), 3.0 / want, rtol=1e-5)
@@ -168,14 +176,14 @@ def test_every_quantity_with_adam(x64):
     validate(config)
     ds = data_lib.get_dataset(config.data)
     trainer = make_train(config, ds)
-    hp = {k: jnp.float64(v) for k, v in trainer.default_hp().items()}
+    hp = {k: jnp.float64(v) for k, v in default_hp(config).items()}
     f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
     data = f64(trainer.device_data(ds))
     state = trainer.init(jax.random.PRNGKey(0), hp)
     state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
     for _ in range(3):
         state, _ = trainer.step(state, hp, data)
-    rec = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
+    rec, _ = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
     batch = (data["x_curv"], data["y_curv"])
     flat, unravel = ravel_pytree(state.params)
     H = np.asarray(jax.hessian(lambda f: trainer.loss_fn(unravel(f), batch))(flat))
@@ -196,30 +204,30 @@ def test_every_quantity_with_adam(x64):
 def test_warm_start_carries_eigenvectors_and_beats_a_cold_start(x64):
     """The carry returned by one measurement (the top eigenvectors) starts the next one's Lanczos: after 3 GD
     steps, 5 warm iterations get λ1 to 1e-5 of the dense value; 5 cold ones (same key) are far worse."""
-    from jaxlab.curvature.tracker import CARRY
-
     config = small_config()
     config.curvature.k, config.curvature.quantities = 1, ("sharpness",)
     ds = data_lib.get_dataset(config.data)
     trainer = make_train(config, ds)
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), trainer.init(jax.random.PRNGKey(0), {
-        k: jnp.float64(v) for k, v in trainer.default_hp().items()}).params)
+        k: jnp.float64(v) for k, v in default_hp(config).items()}).params)
     batch = (jnp.asarray(ds.x_train, jnp.float64), jnp.asarray(ds.y_train))
     measure = make_tracker(config, trainer.loss_fn)
-    carry = measure.init_carry(params)
+    carry = measure.init(params)
     assert all(float(jnp.abs(c).max()) == 0 for c in jax.tree.leaves(carry))
-    first = measure(params, None, 0.05, batch, carry)                     # 80 iterations from the seed's vector
+    nums = numbers(config, 0.05)
+    first, first_carry = measure(params, None, nums, batch, carry)       # 80 iterations from the seed's vector
     for _ in range(3):
         params = jax.tree.map(lambda p, g: p - 0.05 * g, params, jax.grad(trainer.loss_fn)(params, batch))
     want = dense_eigvalsh(trainer, params, batch)[0]
     config.curvature.num_iters = 5
     short = make_tracker(config, trainer.loss_fn)
-    warm = short(params, None, 0.05, batch, first[CARRY])
-    cold = short(params, None, 0.05, batch)
+    warm, warm_carry = short(params, None, nums, batch, first_carry)
+    cold, cold_carry = short(params, None, nums, batch)
     warm_err, cold_err = abs(float(warm["sharpness"]) - want) / want, abs(float(cold["sharpness"]) - want) / want
     assert warm_err < 1e-5, (warm_err, cold_err)
     assert cold_err > 100 * warm_err, (warm_err, cold_err)
-    assert CARRY in warm and CARRY not in cold
+    assert warm_carry is not None and cold_carry is None
+    assert jax.tree.structure(warm_carry) == jax.tree.structure(params)
 
 
 def test_run_threads_the_warm_start_carry(tmp_path):

@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 
+from experiments.optim_studies import run_points
+from experiments.schedules import schedule_study
+from experiments.weight_decay_variants import weight_decay_study
 from jaxlab.config import ConfigError
-from jaxlab.optim.studies import schedule_study, weight_decay_study
-from jaxlab.optim.runs import run_points
 from jaxlab.train import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
