@@ -176,7 +176,7 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
     curvature key (LABELS), the run's dashed eos_threshold in the same colour (2/η for GD, 38/η for Adam...)."""
     panels = _panels(results, config)
     lrs = sorted({lr for _, runs in panels for lr, _, _ in runs})
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 3.6 * len(panels)), 3.6), squeeze=False, sharey=True)
     for ax, (wd, runs) in zip(axes[0], panels):
         drawn = set()
         for lr, seed, recs in runs:

@@ -29,8 +29,8 @@ Records (scalars per run):
   zo_stability     zo_sharpness_lower / zo_sharpness_upper: bounds on ZO-GD's effective sharpness 2/η*(H) from λ1
                    and the Hutchinson trace (n = optim.zo_directions; jaxlab.curvature.zo_stability), and their
                    ratios to 2/η
-  zo_dense         zo_sharpness = 2/η*(H) from the dense spectrum (small models: the full Hessian is formed),
-                   sharpness_dim_dense from the same spectrum
+  zo_dense         zo_sharpness = 2/η*(H) from the dense spectrum's positive part (small models: the full Hessian is
+                   formed), sharpness_dim_dense from the same spectrum
 
 Thresholds (the step size at which GD on a quadratic with curvature λ1 turns unstable): sgd 2/η · heavy ball
 (2+2β)/η · Nesterov (2+2β)/((1+2β)η) · adam (2+2β1)/((1−β1)η) on the *preconditioned* sharpness (38/η at β1 = 0.9)
