@@ -19,6 +19,7 @@ CASES = [  # (experiment, arguments, text the one line must contain)
     ("eos_weight_decay", ["--config.optim.lr=-0.1"], "optim.lr=-0.1"),
     ("eos_weight_decay", ["--config.curvature.quantities=('sharpnes',)"], "did you mean 'sharpness'"),
     ("wsm", ["--config.wsm.counts=(1,)"], "wsm.counts"),
+    ("wsm", ["--config.sweep.axes=optim.lr=0.1"], "config.sweep.axes"),
     ("schedules", ["--config.sweep.axes=model.widths=(3,3)"], "cannot be swept here"),
 ]
 

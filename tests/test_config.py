@@ -74,33 +74,4 @@ def test_workdir_with_results_is_not_overwritten(tmp_path):
     assert not (tmp_path / "summary.json").exists()
 
 
-def test_cli_rejects_bad_override_before_compute(tmp_path):
-    """A bad value fails with the key's name, exit code 2, and writes nothing."""
-    workdir = tmp_path / "w"
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={workdir}", "--config.optim.lr=-0.1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert "optim.lr=-0.1" in proc.stderr
-    assert not workdir.exists()
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={workdir}", "--config.trian.steps=3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert "--config.trian.steps" in proc.stderr and "did you mean train?" in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not workdir.exists()
-
-
-@pytest.mark.parametrize("experiment,override,match", [
-    ("schedules", "--config.sweep.axes=model.widths=(3,3)", "cannot be swept here"),
-    ("wsm", "--config.sweep.axes=optim.lr=0.1", "config.sweep.axes"),
-])
-def test_study_experiments_check_before_touching_the_workdir(tmp_path, experiment, override, match):
-    """Experiment-specific checks (cli.main(main_fn, __file__, check=...)) fail like the others: exit 2, key named, nothing written."""
-    workdir = tmp_path / "w"
-    proc = subprocess.run([sys.executable, "-m", f"experiments.{experiment}", f"--workdir={workdir}", override],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert match in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-    assert not workdir.exists()
+# Command-line errors (one line, exit 2, nothing written) are tested in tests/test_cli_errors.py.

@@ -153,7 +153,8 @@ def test_tiny_eos_run_writes_sharpness_and_threshold(tmp_path):
         np.testing.assert_allclose(r["sharpness_ratio"], r["sharpness"] / r["eos_threshold"], rtol=1e-5)
     on_disk = json.load(open(os.path.join(workdir, "summary.json")))
     assert len(on_disk["eos"]) == 4 and on_disk["eos"] == json.loads(json.dumps(summary["eos"]))
-    assert 0 < on_disk["curvature_time_fraction"] < 1
+    # a measured time share (it rounds to 0 on a loaded machine): present and a fraction, never asserted as a speed
+    assert 0 <= on_disk["curvature_time_fraction"] < 1
     for row in on_disk["eos"]:
         final = [r for r in curv if r["run"]["optim.lr"] == row["lr"] and r["run"]["optim.weight_decay"] ==
                  row["weight_decay"]][-1]
