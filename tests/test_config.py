@@ -1,4 +1,3 @@
-import os
 
 import pytest
 
@@ -6,7 +5,6 @@ from jaxlab.config import ConfigError
 from jaxlab.schema import validate
 from jaxlab.io import WorkdirExistsError, prepare_workdir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize("path,value,match", [
