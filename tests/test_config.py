@@ -1,10 +1,9 @@
-
+"""Config checks: bad values name their key; locked configs reject unknown keys and wrong types; workdirs keep results."""
 import pytest
 
 from jaxlab.config import ConfigError
 from jaxlab.schema import validate
 from jaxlab.io import WorkdirExistsError, prepare_workdir
-
 
 
 @pytest.mark.parametrize("path,value,match", [
