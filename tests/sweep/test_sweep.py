@@ -101,7 +101,7 @@ def test_memory_budget_splits_into_chunks(capsys):
 
 
 def test_cnn_sweep_matches_run():
-    """The CNN vmapped in its im2col form (model.for_vmap) trains as run() (forms compared in test_cnn_vmap)."""
+    """The CNN vmapped in its im2col form (model.for_vmap) trains as run() (the two forms are compared in tests/sweep/test_sweep_cnn.py)."""
     config = sweep_config("cnn")
     res = sweep(config, seeds=2, log=None)
     assert_records_close(res.runs[1].result.records, run(config, 1, progress=False).records)
