@@ -17,12 +17,11 @@ Aims (issue 3): HVP ≤ 2 gradients; 20-step Lanczos ≤ 25 gradients.
 """
 from __future__ import annotations
 
-import argparse
 from types import SimpleNamespace
 
 import jax
 
-from jaxlab.bench import timed
+from jaxlab.bench import parse_args, timed
 from jaxlab.schema import base_config
 from jaxlab.curvature import lanczos, make_hvp, power_iteration
 from jaxlab.losses import mse
@@ -98,13 +97,7 @@ def warm_start_rows(loss_fn, params, batch, key, chunk: int, lr: float = 0.05, i
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="mlp,cnn")
-    ap.add_argument("--examples", type=int, default=1000)
-    ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--chunk", type=int, default=500)
-    ap.add_argument("--repeats", type=int, default=10)
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, argv, models="mlp,cnn", examples=1000, iters=20, chunk=500, repeats=10)
     for name in args.models.split(","):
         bench_model(name, args.examples, args.iters, args.chunk, args.repeats)
 

@@ -14,7 +14,6 @@ Three tables, each timed on the device JAX picks (CPU, or the GPU when there is 
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 
@@ -22,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlab.bench import timed
+from jaxlab.bench import parse_args, timed
 from jaxlab import data as data_lib
 from jaxlab.schema import base_config
 from jaxlab.sweep import sweep
@@ -132,15 +131,9 @@ def bench_end_to_end(config, ds, seeds: int) -> tuple:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default="mlp,cnn")
-    p.add_argument("--seeds", type=int, default=8)
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--xla-steps", type=int, default=None,
-                   help="steps for the CNN's XLA-convolution form (default: 10 on CPU, else --steps)")
-    p.add_argument("--skip-end-to-end", action="store_true")
-    args = p.parse_args(argv)
+    args = parse_args(__doc__, argv, models="mlp,cnn", seeds=8, steps=100, repeats=3, xla_steps=None,
+                      skip_end_to_end=False,
+                      help={"xla_steps": "steps for the CNN's XLA-convolution form (default: 10 on CPU, else --steps)"})
     dev = jax.devices()[0]
     print(f"device: {dev.platform} ({dev.device_kind}), jax {jax.__version__}; {args.seeds} seeds, "
           f"{args.steps} full-batch steps on 1,000 MNIST-1D examples\n")

@@ -10,15 +10,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlab.registry import registrar
+
 ATTENTION: dict[str, type[nn.Module]] = {}
 
 
-def register_attention(name: str):
-    def deco(cls):
-        ATTENTION[name] = cls
-        return cls
-
-    return deco
+register_attention = registrar(ATTENTION)
 
 
 def rope(x, positions, base: float = 10000.0):

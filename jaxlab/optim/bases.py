@@ -18,15 +18,12 @@ from typing import Callable
 
 import optax
 
+from jaxlab.registry import registrar
+
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {}
 
 
-def register_optimizer(name: str):
-    def deco(fn):
-        OPTIMIZERS[name] = fn
-        return fn
-
-    return deco
+register_optimizer = registrar(OPTIMIZERS)
 
 
 @register_optimizer("sgd")

@@ -24,6 +24,7 @@ from typing import Callable
 import jax.numpy as jnp
 
 from jaxlab.optim.defaults import schedule_params
+from jaxlab.registry import registrar
 
 Multiplier = Callable[[object], object]   # step -> m(step)
 
@@ -55,12 +56,7 @@ def with_warmup(t, warmup, after, floor=0.0):
 SCHEDULES: dict[str, Callable] = {}
 
 
-def register_schedule(name: str):
-    def deco(fn):
-        SCHEDULES[name] = fn
-        return fn
-
-    return deco
+register_schedule = registrar(SCHEDULES)
 
 
 @register_schedule("constant")

@@ -24,6 +24,7 @@ import optax
 
 from jaxlab.config import ConfigError
 from jaxlab.tree import leaf_paths, path_str
+from jaxlab.registry import registrar
 
 PyTree = Any
 MaskFn = Callable[[PyTree], PyTree]   # params -> same structure of Python bools (static)
@@ -140,12 +141,7 @@ def add_cautious_decayed_weights(rate, mask_fn: MaskFn | None = None) -> optax.G
 WEIGHT_DECAY: dict[str, Callable[..., optax.GradientTransformation]] = {}
 
 
-def register_weight_decay(name: str):
-    def deco(fn):
-        WEIGHT_DECAY[name] = fn
-        return fn
-
-    return deco
+register_weight_decay = registrar(WEIGHT_DECAY)
 
 
 @register_weight_decay("none")

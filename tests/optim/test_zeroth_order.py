@@ -11,7 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlab.config import ConfigError, validate
+from jaxlab.config import ConfigError
+from jaxlab.schema import validate
 from jaxlab.optim import default_optim_config, is_zeroth_order, make_optimizer, zo_gradient, zo_settings
 from jaxlab.optim.bases import OPTIMIZERS
 from jaxlab.optim.zeroth_order import ZEROTH_ORDER, zo_value_and_grad
