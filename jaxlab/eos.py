@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxlab.plots import plt
+from jaxlab.plots import is_writer, plt
 from jaxlab.stats import markdown_table
 
 LR, WD = "optim.lr", "optim.weight_decay"
@@ -152,7 +152,8 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    if is_writer():  # process 0 of a multi-process run
+        fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -16,6 +16,8 @@ if "ipykernel" not in sys.modules and not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from jaxlab.distributed import is_writer  # noqa: E402
+
 
 def _series(records: Sequence[dict], key: str):
     pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
@@ -43,7 +45,8 @@ def plot_curves(runs: Sequence[tuple[str, Sequence[dict]]], keys: Sequence[str],
     if title:
         fig.suptitle(title, y=1.08)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    if is_writer():  # process 0 of a multi-process run
+        fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -78,6 +81,7 @@ def plot_bands(groups: Sequence[tuple[str, dict]], keys: Sequence[str], path: st
     if title:
         fig.suptitle(title, y=1.12)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    if is_writer():  # process 0 of a multi-process run
+        fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

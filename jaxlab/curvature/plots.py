@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxlab.plots import plt
+from jaxlab.plots import is_writer, plt
 
 
 def plot_density(grid, density, path: str, title: str = "Hessian spectral density (SLQ)", log: bool = True,
@@ -24,6 +24,7 @@ def plot_density(grid, density, path: str, title: str = "Hessian spectral densit
     ax.set_ylabel("density")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    if is_writer():  # process 0 of a multi-process run
+        fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
