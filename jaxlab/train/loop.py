@@ -117,8 +117,11 @@ def run(config, seed: int, *, hp: dict | None = None, writer=None, callbacks: Se
     hp = {**default_hp(config), **(hp or {})}
     hp = {k: jnp.float32(v) for k, v in hp.items()}
     fns = Compiled(trainer, mesh)
+    key = jax.random.PRNGKey(seed)
+    if fns.mesh is not None:  # host values: every process passes the same ones to the global program
+        hp, key = jax.tree.map(np.asarray, (hp, key))
     data = fns.put_data(trainer.device_data(dataset))
-    state = fns.put_state(initial_state) if initial_state is not None else fns.init(jax.random.PRNGKey(seed), hp)
+    state = fns.put_state(initial_state) if initial_state is not None else fns.init(key, hp)
     start = int(state.step)
 
     show = config.train.progress if progress is None else progress
