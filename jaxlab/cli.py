@@ -20,6 +20,7 @@ import time
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxlab import distributed
 from jaxlab.checkpoint.saver import has_checkpoints
 from jaxlab.config import ConfigError
 from jaxlab.io import WorkdirExistsError, config_mismatch, prepare_workdir, write_config
@@ -67,6 +68,12 @@ def define_flags(entry_file: str):
         _die(_unknown_override(default) or e)
     flags.DEFINE_string("workdir", None, "Output directory (default: runs/<experiment>-<time>).")
     flags.DEFINE_bool("overwrite", False, "Replace results (and checkpoints) already in --workdir.")
+    flags.DEFINE_string("coordinator_address", None, "Multi-process: host:port of process 0's coordinator "
+                        "(else $JAXLAB_COORDINATOR_ADDRESS; on Cloud TPU / Slurm found by JAX itself).")
+    flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes (else $JAXLAB_NUM_PROCESSES).")
+    flags.DEFINE_integer("process_id", None, "Multi-process: this process's index (else $JAXLAB_PROCESS_ID).")
+    flags.DEFINE_integer("heartbeat_timeout_s", None, "Multi-process: a process silent this long fails the run "
+                         f"(default {distributed.DEFAULT_HEARTBEAT_S}).")
     flags.DEFINE_bool("resume", True, "With config.checkpoint.every > 0, continue from the checkpoints in --workdir "
                       "(--noresume: refuse a --workdir that holds results).")
     return config
@@ -129,6 +136,10 @@ def main(main_fn, entry_file: str, *, check=None, resume: bool | None = None, re
         logging.set_verbosity(logging.WARNING)  # keep jax's backend probing out of the user's terminal
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        # before any JAX computation: the processes of a multi-process run find each other here
+        distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                               FLAGS.heartbeat_timeout_s)
+        say = (lambda msg: print(msg, file=sys.stderr)) if distributed.is_writer() else (lambda msg: None)
         try:
             config = config_flag.value
             validate(config)
@@ -140,15 +151,15 @@ def main(main_fn, entry_file: str, *, check=None, resume: bool | None = None, re
             workdir = prepare_workdir(workdir, FLAGS.overwrite, resume=resuming)
         except (ConfigError, WorkdirExistsError) as e:
             _die(e)
+        distributed.barrier("workdir ready")  # process 0 has cleared (--overwrite) and created it
         write_config(workdir, config)
-        print(f"[{name}] {'resuming from the checkpoints in' if resuming else 'writing results to'} {workdir}",
-              file=sys.stderr)
+        say(f"[{name}] {'resuming from the checkpoints in' if resuming else 'writing results to'} {workdir}")
         try:
             main_fn(config, workdir)
         except ConfigError as e:  # found once the data is known (e.g. a batch larger than the dataset)
             if created:
                 shutil.rmtree(workdir, ignore_errors=True)  # nothing but what this call began to write
             _die(e)
-        print(f"[{name}] done: results in {workdir}", file=sys.stderr)
+        say(f"[{name}] done: results in {workdir}")
 
     app.run(_main, flags_parser=_parse_flags)

@@ -15,6 +15,7 @@ import warnings
 from typing import Callable, Iterable
 
 from jaxlab.config import flatten
+from jaxlab.distributed import is_writer
 
 RESULT_FILES = ("config.json", "metrics.jsonl", "summary.json")
 
@@ -31,7 +32,7 @@ def prepare_workdir(path: str, overwrite: bool = False, resume: bool = False) ->
         raise WorkdirExistsError(
             f"--workdir={path} already holds results ({', '.join(existing)}). Pass --overwrite to replace them, "
             f"--resume to continue from its checkpoints, or choose another --workdir.")
-    if overwrite and not resume:
+    if overwrite and not resume and is_writer():  # one process clears what all of them share
         for f in existing:
             os.remove(os.path.join(path, f))
         shutil.rmtree(os.path.join(path, "checkpoints"), ignore_errors=True)  # a fresh run's, not these
@@ -69,22 +70,27 @@ def read_json(path: str):
 
 
 def write_config(workdir: str, config) -> None:
-    write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    if is_writer():
+        write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
 
 def write_summary(workdir: str, summary) -> None:
-    write_json(os.path.join(workdir, "summary.json"), summary)
+    if is_writer():
+        write_json(os.path.join(workdir, "summary.json"), summary)
 
 
 class MetricsWriter:
-    """Appends records to ``<workdir>/metrics.jsonl``; ``extra`` fields (e.g. run coordinates) go in every record."""
+    """Appends records to ``<workdir>/metrics.jsonl``; ``extra`` fields (e.g. run coordinates) go in every record.
+    In a multi-process run only process 0 writes (the others hold the same records and drop them)."""
 
     def __init__(self, workdir: str, extra: dict | None = None, filename: str = "metrics.jsonl"):
         self.path = os.path.join(workdir, filename)
         self.extra = extra or {}
-        self._f = open(self.path, "a")
+        self._f = open(self.path, "a") if is_writer() else None
 
     def write(self, record: dict) -> None:
+        if self._f is None:
+            return
         self._f.write(json.dumps(_clean({**self.extra, **record})) + "\n")
         self._f.flush()
 
@@ -94,7 +100,8 @@ class MetricsWriter:
         return w
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
 
 def read_metrics(workdir: str, filename: str = "metrics.jsonl") -> list[dict]:
@@ -139,7 +146,7 @@ def cut_metrics(path: str, belongs: Callable[[dict], bool], last_step: int) -> l
             elif belongs(rec):
                 kept.append(rec)
             offset += len(line)
-    if cut is not None:
+    if cut is not None and is_writer():
         with open(path, "r+b") as f:
             f.truncate(cut)
     return kept

@@ -16,13 +16,16 @@ if "ipykernel" not in sys.modules and not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from jaxlab.distributed import is_writer  # noqa: E402
+
 
 def save(fig, path: str, title: str = "", title_y: float | None = None, tight_bbox: bool = True) -> str:
     """Title, layout, write the PNG and close the figure (figures are not kept open in scripts); -> path."""
     if title:
         fig.suptitle(title, **({} if title_y is None else {"y": title_y}))
     fig.tight_layout()
-    fig.savefig(path, dpi=120, **({"bbox_inches": "tight"} if tight_bbox else {}))
+    if is_writer():  # process 0 of a multi-process run writes the files
+        fig.savefig(path, dpi=120, **({"bbox_inches": "tight"} if tight_bbox else {}))
     plt.close(fig)
     return path
 

@@ -1,6 +1,6 @@
 """What a run is configured by: every section's defaults put together, and the checks run in a fixed order.
 
-    config = base_config()       # sections from their owners: data, model, loss, optim, curvature, checkpoint
+    config = base_config()       # sections from their owners: data, model, loss, optim, curvature, checkpoint, mesh
     validate(config)             # ConfigError naming the first bad key, before any data is loaded
 
 Each ingredient owns its section (``default_config()`` and ``check(config)`` beside the code that reads it); the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxlab import data, losses, models, optim
+from jaxlab import data, losses, mesh, models, optim
 from jaxlab.checkpoint import settings as checkpoint_settings
 from jaxlab.config import ConfigError, get_path, require
 from jaxlab.curvature import tracker
@@ -55,6 +55,7 @@ def base_config() -> ConfigDict:
     c.curvature = tracker.default_config()
     c.checkpoint = checkpoint_settings.default_config()
     c.sweep = sweep_config()
+    c.mesh = mesh.default_config()
     return c
 
 
@@ -116,4 +117,5 @@ def validate(config) -> ConfigDict:
     tracker.check(config)
     checkpoint_settings.check(config)
     check_sweep(config)
+    mesh.check(config)
     return config

@@ -43,6 +43,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxlab.distributed import barrier, is_writer
+
 log = logging.getLogger(__name__)
 FORMAT = 2
 STATE_ITEMS = ("params", "opt_state", "train")  # TrainState fields other than params/opt_state go to "train"
@@ -150,11 +152,18 @@ def _checksums(nested: dict) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------------------ save
 
-def save(mngr: ocp.CheckpointManager, step: int, host_state, extra_meta: dict | None = None) -> None:
-    """Queue the save of a host TrainState (numpy leaves, e.g. from :func:`host_copy`) at ``step``."""
+def save(mngr: ocp.CheckpointManager, step: int, host_state, extra_meta: dict | None = None,
+         device_state=None) -> None:
+    """Queue the save of a host TrainState (numpy leaves, e.g. from :func:`host_copy`) at ``step``.
+
+    device_state: the same state as global jax.Arrays (a multi-process run): orbax's multi-host save writes
+    those, every process its own shards (one copy of each, by replica id) into the shared directory; the host
+    copy then only provides the checksums."""
     items = {k: jax.tree.map(np.asarray, v) for k, v in state_items(host_state).items()}
     meta = {"step": int(step), "format": FORMAT, **(extra_meta or {}),
             "crc": {k: _checksums(v) for k, v in items.items()}}
+    if device_state is not None:
+        items = state_items(device_state)
     args = {k: ocp.args.PyTreeSave(v) for k, v in items.items() if v}  # orbax refuses an empty item
     mngr.save(int(step), args=ocp.args.Composite(**args, meta=ocp.args.JsonSave(meta)), force=True)
 
@@ -289,8 +298,12 @@ def _check_shapes(template, state, step):
 def quarantine(mngr: ocp.CheckpointManager, step: int) -> str:
     """Move a bad step aside (kept for inspection, invisible to orbax) so the resumed run can write it anew."""
     src = os.path.join(str(mngr.directory), str(step))
-    dst = f"{src}.corrupt-{int(time.time())}"
-    os.replace(src, dst)
+    dst = f"{src}.corrupt-{step}"
+    if is_writer():  # one process moves what all of them share
+        if os.path.exists(dst):
+            dst = f"{dst}-{int(time.time())}"
+        os.replace(src, dst)
+    barrier(f"quarantine {src}")
     mngr.reload()
     warnings.warn(f"moved the unreadable checkpoint {src} to {dst}", RuntimeWarning, stacklevel=2)
     return dst

@@ -12,6 +12,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlab.checkpoint import manager as mgr
 
@@ -51,7 +52,14 @@ class Checkpointer:
         if self.held is not None:
             step, state = self.held
             self.held = None
-            mgr.save(self.mngr, step, mgr.host_copy(state), {**self.meta, "total_steps": self.total})
+            meta = {**self.meta, "total_steps": self.total}
+            if jax.process_count() > 1:  # every process writes its own shards; all of them see the checksums
+                from jax.experimental import multihost_utils
+
+                host = jax.tree.map(np.asarray, multihost_utils.process_allgather(state, tiled=True))
+                mgr.save(self.mngr, step, host, meta, device_state=state)
+            else:
+                mgr.save(self.mngr, step, mgr.host_copy(state), meta)
             self.saved.append(step)
 
     def finish(self) -> None:

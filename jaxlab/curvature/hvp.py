@@ -48,7 +48,8 @@ def valid_count(batch) -> jax.Array:
 
 
 def make_hvp(loss_fn: Callable, params: PyTree, batch: Any = None, chunk_size: int = 0,
-             linearize: bool = False, chunk_weight: Callable[[Any], jax.Array] = valid_count) -> MatVec:
+             linearize: bool = False, chunk_weight: Callable[[Any], jax.Array] = valid_count,
+             shards: int = 1) -> MatVec:
     """A matvec v -> H v at fixed ``params``.
 
     loss_fn: ``loss_fn(params) -> scalar`` when ``batch`` is None, else ``loss_fn(params, batch) -> scalar``
@@ -64,6 +65,10 @@ def make_hvp(loss_fn: Callable, params: PyTree, batch: Any = None, chunk_size: i
       mean (e.g. sum-reduced) is not split exactly by any weights of this form: use chunk_size=0 for it.
     linearize: ``jax.linearize`` the gradient once (one forward+backward pass, residuals kept) so each matvec is a
       tangent pass only — about 2× cheaper inside Lanczos, at the memory of all residuals. Unchunked only.
+    shards: the batch's example axis is split into this many equal contiguous pieces across devices (a
+      data-parallel mesh). A chunked HVP then takes ``chunk_size`` examples from *each* piece per pass, so every
+      device works on its own examples and nothing moves between devices but the reduction of H v; the sum over
+      chunks is the same mean. Ignored when N does not divide evenly (plain chunks).
     """
     if batch is None:
         if chunk_size:
@@ -82,11 +87,26 @@ def make_hvp(loss_fn: Callable, params: PyTree, batch: Any = None, chunk_size: i
         return lambda v: hvp(f, params, v)
 
     n = _batch_size(batch)
-    num_full, rem = divmod(n, chunk_size)
+    s = shards if shards > 1 and n % shards == 0 else 1
+    num_full, rem = divmod(n // s, chunk_size)
     if num_full == 0:   # one chunk is the whole batch
         return lambda v: hvp(f, params, v)
-    head = jax.tree.map(lambda a: a[: num_full * chunk_size].reshape(num_full, chunk_size, *a.shape[1:]), batch)
-    tail = jax.tree.map(lambda a: a[num_full * chunk_size:], batch) if rem else None
+
+    def head_of(a):
+        """[N, ...] -> [num_full, s·chunk, ...]: pass c takes examples c·chunk... of every piece (the reshapes
+        keep each piece's examples where they are)."""
+        a = a.reshape(s, n // s, *a.shape[1:])[:, : num_full * chunk_size]
+        a = jnp.swapaxes(a.reshape(s, num_full, chunk_size, *a.shape[2:]), 0, 1)
+        return a.reshape(num_full, s * chunk_size, *a.shape[3:])
+
+    def tail_of(a):
+        """[N, ...] -> the last ``rem`` examples of every piece: [s·rem, ...]."""
+        a = a.reshape(s, n // s, *a.shape[1:])[:, num_full * chunk_size:]
+        return a.reshape(s * rem, *a.shape[2:])
+
+    head = jax.tree.map(head_of, batch)
+    tail = jax.tree.map(tail_of, batch) if rem else None
+    chunk_size, rem = s * chunk_size, s * rem  # examples per pass, over all pieces
 
     def matvec(v):
         def body(acc, chunk):

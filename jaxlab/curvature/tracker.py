@@ -96,6 +96,7 @@ class Tracker:
     apply_fn: Callable | None = None     # (params, x) -> outputs; the "ntk" quantity needs it
     loss_kind: str = ""                  # loss.name: "ntk" describes the Gauss–Newton matrix of "mse" only
     decay_mask: Callable | None = None   # params -> bool pytree of decayed leaves ("alignment")
+    data_shards: int = 1                 # pieces the curvature set is split into (chunked HVP: chunks within each)
 
     @property
     def needs_eigs(self) -> bool:
@@ -122,7 +123,8 @@ class Tracker:
         """-> (metrics {name: scalar}, next carry). numbers: the resolved optimiser numbers, "lr" the current one."""
         key = jax.random.PRNGKey(self.seed)
         # Unchunked: linearise the gradient once, so each Lanczos matvec is a tangent pass only (~2x cheaper).
-        matvec = make_hvp(self.loss_fn, params, batch, chunk_size=self.chunk_size, linearize=not self.chunk_size)
+        matvec = make_hvp(self.loss_fn, params, batch, chunk_size=self.chunk_size, linearize=not self.chunk_size,
+                          shards=self.data_shards)
         ctx = Context(self, params, opt_state, numbers, batch, matvec, key)
         if self.needs_eigs:
             need_vecs = self.warm or any(QUANTITIES[n].needs_vectors for n in self.quantities)
@@ -146,11 +148,12 @@ class Tracker:
 
 
 def make_tracker(config, loss_fn: Callable, *, apply_fn: Callable | None = None,
-                 decay_mask: Callable | None = None, loss_kind: str | None = None) -> Tracker:
+                 decay_mask: Callable | None = None, loss_kind: str | None = None, data_shards: int = 1) -> Tracker:
     """The tracker ``config.curvature`` describes for ``config.optim``'s optimiser (its name and Nesterov flag are
     structure; its numbers come at call time). loss_fn(params, batch) -> scalar; apply_fn(params, x) -> outputs
     (for "ntk"); decay_mask(params) -> bools (for "alignment": θ as weight decay moves it); loss_kind: the
-    loss's name (default config.loss.name)."""
+    loss's name (default config.loss.name); data_shards: how many pieces a data-parallel mesh splits the curvature
+    set into (a chunked HVP then chunks within each piece)."""
     cfg = config.curvature
     names = quantity_names(cfg)
     if uses_preconditioner(config.optim.name) and "sharpness" in names and "preconditioned" not in names:
@@ -160,7 +163,8 @@ def make_tracker(config, loss_fn: Callable, *, apply_fn: Callable | None = None,
     return Tracker(loss_fn=loss_fn, quantities=names, optimizer=config.optim.name, nesterov=bool(config.optim.nesterov),
                    num_iters=cfg.num_iters, k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
                    trace_samples=cfg.trace_samples, seed=cfg.seed, warm_start=bool(cfg.warm_start), apply_fn=apply_fn,
-                   zo_directions=int(config.optim.zo_directions), decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind)
+                   zo_directions=int(config.optim.zo_directions), decay_mask=decay_mask,
+                   loss_kind=config.loss.name if loss_kind is None else loss_kind, data_shards=data_shards)
 
 
 def check(config):

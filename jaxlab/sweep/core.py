@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from jaxlab import data as data_lib
+from jaxlab import mesh as mesh_lib
 from jaxlab.sweep import memory
 from jaxlab.sweep.aggregate import grid_summary
 from jaxlab.sweep.batched import BatchedCompiled, fetch, make_mesh
@@ -63,7 +64,8 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
     """Train every (seed, grid point) of ``seeds × axes``; defaults from ``config.sweep`` (seeds from config.seed).
 
     workdir / writer: per-run records to ``metrics.jsonl``, each tagged ``"run": coords``.
-    devices: the devices the run axis is split over (default: all).
+    devices: the devices of the sweep's mesh (default: all): ``config.mesh`` says how they are split between
+      runs, data and fsdp (default: every device on runs).
     keep_states: keep each run's final TrainState (on host) in its Result.
     per_step_keys: per-step metrics (e.g. "grad_norm", "lr") kept for every optimiser step in ``Result.per_step``,
       not only at logged steps.
@@ -73,7 +75,7 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
     log = log or (lambda msg: None)
     groups, axes = plan(config, seeds, axes)
     seed_values = seed_list(config, seeds)
-    mesh = make_mesh(devices)
+    mesh = make_mesh(devices, config.mesh)
     log(describe(groups, axes, seed_values))
     own_writer = writer is None and workdir is not None
     writer = MetricsWriter(workdir) if own_writer else writer
@@ -98,24 +100,28 @@ def sweep(config, seeds: int | Sequence[int] | None = None, axes: str | dict | N
     runs = [r for r in results if r is not None]
     summary = grid_summary(runs, axes)
     summary["sweep"] = {"num_runs": len(runs), "seeds": seed_values, "axes": {k: list(v) for k, v in axes.items()},
-                        "devices": mesh.size, "groups": chunks_info, "wall_time_s": round(elapsed, 3)}
+                        "devices": mesh.size, "mesh": dict(mesh.shape), "groups": chunks_info,
+                        "wall_time_s": round(elapsed, 3)}
     return SweepResult(runs=runs, summary=summary)
 
 
 def _run_group(group: Group, dataset, mesh, writer, progress, keep_states, results, log, per_step_keys,
                label: str, ckpt=None) -> dict:
     config = group.config
-    trainer = make_train(config, dataset, batched=True)
+    trainer = make_train(config, dataset, batched=True, data_shards=mesh_lib.num_shards(mesh))
     fns = BatchedCompiled(trainer, mesh)
     data = fns.put_shared(trainer.device_data(dataset))
     per_device = memory.runs_per_device(trainer, data, mesh.devices.flat[0], log)
-    num_chunks, size = chunk_sizes(len(group.runs), None if per_device is None else per_device * mesh.size,
-                                   mesh.size)
+    run_devices = mesh.shape["runs"]  # devices the run axis is split over (each run spans data × fsdp)
+    num_chunks, size = chunk_sizes(len(group.runs), None if per_device is None else per_device * run_devices,
+                                   run_devices)
     pad = num_chunks * size - len(group.runs)
     where = f"{label}: " if label else ""
     structural = f" {group.structural}" if group.structural else ""
     log(f"{where}{len(group.runs)} runs{structural} in {num_chunks} program call(s) of {size} runs "
-        f"({mesh.size} device(s) × {size // mesh.size}{f', {pad} padding runs masked' if pad else ''})")
+        f"({run_devices} run device(s) × {size // run_devices}"
+        f"{f' × data {mesh_lib.num_shards(mesh)}' if mesh_lib.num_shards(mesh) > 1 else ''}"
+        f"{f', {pad} padding runs masked' if pad else ''})")
     for c in range(num_chunks):
         chunk = group.runs[c * size:(c + 1) * size]
         _run_chunk(config, trainer, fns, data, chunk, size, writer, progress, keep_states, results, per_step_keys,

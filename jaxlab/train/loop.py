@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab import data as data_lib
+from jaxlab import mesh as mesh_lib
 from jaxlab.io import Progress
 from jaxlab.schema import validate
 from jaxlab.train.trainer import TrainState, Trainer, default_hp, make_train
@@ -57,31 +58,70 @@ def measure_flags(config, step: int) -> dict:
 
 
 class Compiled:
-    """The jitted entry points of a trainer: state donated to ``advance``; flags and lengths are static."""
+    """The jitted entry points of a trainer: state donated to ``advance``; flags and lengths are static.
 
-    def __init__(self, trainer: Trainer):  # noqa: D107
-        self.init = jax.jit(trainer.init)
-        self.advance = jax.jit(trainer.advance, static_argnames="num_steps", donate_argnums=0)
+    mesh: a ``jaxlab.mesh`` mesh of more than one device makes this a data-parallel (and, with fsdp > 1,
+    parameter-sharded) run: the state is laid out by ``state_shardings`` (replicated, or split over fsdp), the data
+    by :meth:`put_data` (examples over data × fsdp), and GSPMD inserts the reductions. Same numbers as one device
+    up to float32 reduction order."""
+
+    def __init__(self, trainer: Trainer, mesh=None):  # noqa: D107
+        self.mesh = mesh if mesh is not None and mesh.size > 1 else None
+        if self.mesh is None:
+            self.init = jax.jit(trainer.init)
+            self.advance = jax.jit(trainer.advance, static_argnames="num_steps", donate_argnums=0)
+            self.measure = jax.jit(trainer.measure, static_argnames=("test", "curvature"))
+            return
+        hp = {k: jnp.float32(v) for k, v in default_hp(trainer.config).items()}
+        abstract = jax.eval_shape(trainer.init, jax.random.PRNGKey(0), hp)
+        self.state_shardings = state_shardings(self.mesh, abstract, run_axis=False)
+        rep = mesh_lib.replicated(self.mesh)
+        self.init = jax.jit(trainer.init, out_shardings=self.state_shardings)
+        self.advance = jax.jit(trainer.advance, static_argnames="num_steps", donate_argnums=0,
+                               out_shardings=(self.state_shardings, rep))
         self.measure = jax.jit(trainer.measure, static_argnames=("test", "curvature"))
+
+    def put_state(self, state: TrainState) -> TrainState:
+        """A state from elsewhere (a restored checkpoint) -> laid out as ``init`` lays it out."""
+        return state if self.mesh is None else jax.device_put(state, self.state_shardings)
+
+    def put_data(self, data: dict) -> dict:
+        """``trainer.device_data`` arrays -> placed on the mesh (examples split over data × fsdp)."""
+        return data if self.mesh is None else mesh_lib.place_examples(self.mesh, data)
+
+
+def state_shardings(mesh, abstract_state: TrainState, run_axis: bool) -> TrainState:
+    """Where each TrainState leaf lives: parameters, optimiser state and the curvature carry split over fsdp (a
+    no-op at fsdp = 1), the rest replicated; ``runs`` on the leading axis of every leaf of a sweep's state."""
+    shard = lambda tree, fsdp: mesh_lib.tree_shardings(mesh, tree, run_axis, fsdp)  # noqa: E731
+    return abstract_state.replace(
+        **{f.name: shard(getattr(abstract_state, f.name), f.name in ("params", "opt_state", "curv"))
+           for f in dataclasses.fields(abstract_state)})
 
 
 def run(config, seed: int, *, hp: dict | None = None, writer=None, callbacks: Sequence[Callable] = (),
-        initial_state: TrainState | None = None, dataset=None, progress: bool | None = None) -> Result:
+        initial_state: TrainState | None = None, dataset=None, progress: bool | None = None,
+        devices=None) -> Result:
     """Train one run to ``config.train.steps``; deterministic in (config, seed, hp).
 
     writer: optional ``jaxlab.io.MetricsWriter``; each record is written as soon as it is fetched.
     callbacks: ``cb(state, step, records)`` after every chunk, before the state is donated to the next one
       (checkpointing); ``records`` are those fetched so far.
     initial_state: resume from this state (its ``step`` says where); records start after it.
+    devices: the devices of the run's mesh (``config.mesh``; default every device: data parallel).
     """
     validate(config)
     dataset = dataset if dataset is not None else data_lib.get_dataset(config.data)
-    trainer = make_train(config, dataset)
+    mesh = mesh_lib.make_mesh(config.mesh, devices)
+    trainer = make_train(config, dataset, data_shards=mesh_lib.num_shards(mesh))
     hp = {**default_hp(config), **(hp or {})}
     hp = {k: jnp.float32(v) for k, v in hp.items()}
-    fns = Compiled(trainer)
-    data = trainer.device_data(dataset)
-    state = initial_state if initial_state is not None else fns.init(jax.random.PRNGKey(seed), hp)
+    fns = Compiled(trainer, mesh)
+    key = jax.random.PRNGKey(seed)
+    if fns.mesh is not None:  # host values: every process passes the same ones to the global program
+        hp, key = jax.tree.map(np.asarray, (hp, key))
+    data = fns.put_data(trainer.device_data(dataset))
+    state = fns.put_state(initial_state) if initial_state is not None else fns.init(key, hp)
     start = int(state.step)
 
     show = config.train.progress if progress is None else progress
@@ -96,12 +136,22 @@ def run(config, seed: int, *, hp: dict | None = None, writer=None, callbacks: Se
         bar.update_to(step, rec)
 
     t0 = time.perf_counter()
-    state = drive(config, fns, state, hp, data, on_fetch, start=start,
+    state = drive(config, fns, state, hp, data, on_fetch, start=start, fetch=fetch,
                   callbacks=[lambda s, step, cb=cb: cb(s, step, records) for cb in callbacks])
     bar.close()
     elapsed = time.perf_counter() - t0
     summary = summarize(records, state, elapsed)
     return Result(config=config, seed=seed, state=state, records=records, summary=summary)
+
+
+def fetch(tree):
+    """Device -> host numpy. Across processes, arrays split over them are all-gathered first (every process
+    gets the whole tree; replicated arrays are read from the local copy)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
 
 
 def drive(config, fns, state, hp, data, on_fetch: Callable, *, start: int = 0, callbacks: Sequence[Callable] = (),

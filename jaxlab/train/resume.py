@@ -33,7 +33,10 @@ def to_device(host_state, template):
     """Restored numpy leaves -> device arrays placed like ``template``'s (sharded over a sweep's mesh)."""
     def put(x, t):
         sharding = getattr(t, "sharding", None)
-        return jax.device_put(x, sharding) if sharding is not None else jnp.asarray(x)
+        if sharding is not None:
+            return jax.device_put(x, sharding)
+        # no placement given: numpy across processes (the run lays it out on its mesh), else device 0
+        return x if jax.process_count() > 1 else jnp.asarray(x)
     return jax.tree.map(put, host_state, template)
 
 

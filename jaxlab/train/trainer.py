@@ -195,11 +195,13 @@ class Trainer:
         return jax.tree.map(jnp.asarray, d)
 
 
-def make_train(config, dataset, batched: bool = False) -> Trainer:
+def make_train(config, dataset, batched: bool = False, data_shards: int = 1) -> Trainer:
     """Build the trainer's static structure (model, loss, tracker) from the config and the dataset's shapes.
 
     batched: the trainer will be vmapped over runs (a sweep); a model with a ``for_vmap()`` form that batches
     better over parameter sets (the CNN's im2col convolution) uses it. Same parameters, same function.
+    data_shards: how many pieces the examples are split into (``jaxlab.mesh.num_shards``): a chunked HVP takes
+    its chunks within each piece.
     """
     bs = config.train.batch_size
     if bs > len(dataset.x_train):
@@ -211,6 +213,7 @@ def make_train(config, dataset, batched: bool = False) -> Trainer:
                       input_dtype=dataset.x_train.dtype, loss=losses.get_loss(config.loss.name), task=dataset.task)
     if config.curvature.every > 0:
         tracker = make_tracker(config, trainer.loss_fn, apply_fn=trainer.apply,
-                               decay_mask=optim.decay_mask(config.optim.wd_mask), loss_kind=config.loss.name)
+                               decay_mask=optim.decay_mask(config.optim.wd_mask), loss_kind=config.loss.name,
+                               data_shards=data_shards)
         trainer = dataclasses.replace(trainer, tracker=tracker)
     return trainer
