@@ -1,0 +1,128 @@
+"""Zeroth-order GD at the edge of stability, against GD. Config: experiments/configs/zo_eos.py.
+
+    python -m experiments.zo_eos --workdir runs/zo_eos
+
+Full-batch ZO-GD (two-point Gaussian estimate, n directions) and GD over the same step sizes. Tracked: λ1, the
+Hutchinson trace, ZO-GD's effective sharpness 2/η*(H) from the dense spectrum (its mean-square stability
+boundary: jaxlab.curvature.zo_stability) and its λ1/trace bounds. Claims checked and written to
+summary.json["claim"]: (1) ZO-GD settles near its predicted boundary (last-quarter η/η*(H) within 15% of 1);
+(2) at larger steps ZO-GD holds the trace down (ZO's last-quarter tr H falls with η, below GD's at the same η),
+while GD holds λ1 (at 2/η once it gets there). Plots: zo_boundary.png (2/η*(H) vs step, dashed 2/η),
+zo_vs_gd.png (last-quarter λ1 and tr H against η), and eos_loss.png, loss_curves.png, loss_bands.png.
+
+CPU time: ~5 min, 2 cores
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxlab import cli
+from jaxlab.eos import alive_records, eos_summary
+from jaxlab.experiment import run_grid, write_grid_outputs
+from jaxlab.plots import plt, save
+from jaxlab.stats import markdown_table
+
+NAME, LR = "optim.name", "optim.lr"
+
+
+def last_quarter(records, key: str):
+    """Mean of ``key`` over the records in the last quarter of the run (None when never recorded)."""
+    pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and np.isfinite(r[key])]
+    if not pts:
+        return None
+    last = pts[-1][0]
+    return float(np.mean([v for s, v in pts if s >= 0.75 * last]))
+
+
+def rows_of(results, config) -> list[dict]:
+    """Per run: optimiser, lr, seed and the last-quarter λ1, tr H, 2/η*(H), its ratio to 2/η and the eos row."""
+    eos = {id(r): row for r, row in zip(results, eos_summary(results, config)["eos"])}
+    out = []
+    for r in results:
+        recs = alive_records(r.result.records, r.result.summary)
+        lr = r.coords.get(LR, config.optim.lr)
+        zo = last_quarter(recs, "zo_sharpness")
+        out.append({"optimizer": r.coords.get(NAME, config.optim.name), "lr": lr, "seed": r.coords["seed"],
+                    "diverged": bool(r.result.summary.get("diverged")),
+                    "lambda1": last_quarter(recs, "sharpness"), "trace": last_quarter(recs, "hessian_trace"),
+                    "zo_sharpness": zo, "zo_ratio": None if zo is None else zo * lr / 2,
+                    "gd_ratio": last_quarter(recs, "sharpness") and last_quarter(recs, "sharpness") * lr / 2,
+                    "final_train_loss": r.result.summary.get("final_train_loss"), **{
+                        k: eos[id(r)].get(k) for k in ("plateaued", "plateau_slope_per_1k", "steps_to_reach")}})
+    return out
+
+
+def claims(rows) -> dict:
+    zo = sorted((r for r in rows if r["optimizer"] == "zo_sgd" and not r["diverged"]), key=lambda r: r["lr"])
+    gd = {r["lr"]: r for r in rows if r["optimizer"] == "sgd" and not r["diverged"]}
+    near = {f"lr={r['lr']:g}": r["zo_ratio"] for r in zo}
+    traces = [r["trace"] for r in zo]
+    below = {f"lr={r['lr']:g}": (r["trace"], gd[r["lr"]]["trace"]) for r in zo if r["lr"] in gd}
+    return {"zo_settles_at_boundary": {"ratio_eta_over_eta_star": near,
+                                       "holds": all(v is not None and abs(v - 1) <= 0.15 for v in near.values())},
+            "zo_trace_falls_with_lr": {"traces": traces,
+                                       "holds": len(traces) > 1 and all(a > b for a, b in zip(traces, traces[1:]))},
+            "zo_trace_below_gd": {"zo_vs_gd_trace": below,
+                                  "holds": bool(below) and all(a < b for a, b in below.values())}}
+
+
+def plot_boundary(results, config, path: str) -> str:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    lrs = sorted({r.coords.get(LR, config.optim.lr) for r in results})
+    for r in results:
+        if r.coords.get(NAME, config.optim.name) != "zo_sgd":
+            continue
+        lr = r.coords.get(LR, config.optim.lr)
+        color = f"C{lrs.index(lr) % 10}"
+        pts = [(x["step"], x["zo_sharpness"]) for x in r.result.records if np.isfinite(x.get("zo_sharpness", np.nan))]
+        if pts:
+            ax.plot(*zip(*pts), color=color, lw=1.2, label=f"η={lr:g}")
+        ax.axhline(2 / lr, color=color, ls="--", lw=1.0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("ZO effective sharpness 2/η*(H) (dashed: 2/η)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save(fig, path, f"ZO-GD (n={config.optim.zo_directions}) at its stability boundary")
+
+
+def plot_vs_gd(rows, path: str) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, label in zip(axes, ("lambda1", "trace"), ("λ1 (last quarter)", "tr H (last quarter)")):
+        for opt, marker in (("sgd", "o-"), ("zo_sgd", "s-")):
+            pts = sorted((r["lr"], r[key]) for r in rows if r["optimizer"] == opt and r[key] is not None
+                         and not r["diverged"])
+            if pts:
+                ax.plot(*zip(*pts), marker, label={"sgd": "GD", "zo_sgd": "ZO-GD"}[opt])
+        if key == "lambda1":
+            lrs = np.asarray(sorted({r["lr"] for r in rows}))
+            ax.plot(lrs, 2 / lrs, "k--", lw=0.8, label="2/η")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step size η")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return save(fig, path, "GD holds λ1, ZO-GD holds the trace")
+
+
+def main(config, workdir):
+    results = run_grid(config, workdir)
+    rows = rows_of(results, config)
+    verdict = claims(rows)
+    write_grid_outputs(results, workdir, extra_summary={"zo_eos": rows, "claim": verdict},
+                       keys=("train_loss", "sharpness", "hessian_trace"))
+    plot_boundary(results, config, os.path.join(workdir, "zo_boundary.png"))
+    plot_vs_gd(rows, os.path.join(workdir, "zo_vs_gd.png"))
+    cols = [("optimizer", "optimizer"), ("lr", "lr"), ("λ1", "lambda1"), ("tr H", "trace"),
+            ("2/η*(H)", "zo_sharpness"), ("η/η*", "zo_ratio"), ("λ1/(2/η)", "gd_ratio"),
+            ("train loss", "final_train_loss")]
+
+    print(markdown_table(rows, cols))
+    print(f"claim: {verdict}")
+
+
+if __name__ == "__main__":
+    cli.main(main, __file__)
