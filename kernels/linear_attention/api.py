@@ -85,9 +85,11 @@ def linear_attention(q, k, v, *, log_decay=None, normalize: bool = False, causal
         interp = platform() == "cpu" if interpret is None else interpret
         o, s = run(resolve_impl(impl), interp, q, k, v, g, initial_state)
     else:  # interpret mode only where the lowering platform is the CPU
+        branches = {}  # one callable per distinct (impl, interpret): platform_dependent joins identical ones
+
         def branch(target):
-            interp = (target == "cpu") if interpret is None else interpret
-            return functools.partial(run, resolve_impl(impl, target), interp)
+            key = (resolve_impl(impl, target), (target == "cpu") if interpret is None else interpret)
+            return branches.setdefault(key, functools.partial(run, *key))
         o, s = jax.lax.platform_dependent(q, k, v, g, initial_state, default=branch("cpu"),
                                           **{t: branch(t) for t in ("cuda", "rocm", "tpu")})
     return (o, s) if return_final_state else o
