@@ -37,6 +37,7 @@ class KernelConfig:
     num_warps: int | None = None    # GPU: None = by head dim (see above)
     num_stages: int = 2
     auto_split: bool = True          # GPU: narrow the feature blocks when (B, H) alone cannot fill the SMs
+    chunks_per_step: int = 8         # TPU: chunks per grid step (B8 T4096 H16 D128 at chunk 64: 1024 steps)
     interpret: bool | str = False     # True: generic interpreter; "tpu": the TPU interpreter (TPU kernels)
 
     def precision(self, dtype):
