@@ -28,6 +28,8 @@ SITE = os.environ.get("JAXLAB_AOT_SITE", os.path.join(os.path.dirname(os.path.di
                                                        ".aot", "site"))
 if os.path.isdir(SITE) and SITE not in sys.path:  # before jax: libtpu is found on sys.path at backend init
     sys.path.append(SITE)
+# Compile-only use: concurrent runs (pytest-xdist, two checkouts) must not fight over /tmp/libtpu_lockfile.
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -108,11 +110,12 @@ def triton_kernels(case: Case):
         for region in op.regions:
             for block in region.blocks:
                 for o in block.operations:
-                    if o.operation.name == "stablehlo.custom_call" and "triton" in str(o.attributes["call_target_name"]):
+                    op_name, attrs = o.operation.name, o.attributes
+                    if op_name == "stablehlo.custom_call" and "triton" in str(attrs["call_target_name"]):
                         cfg = ir.DictAttr(o.attributes["mhlo.backend_config"])
                         name = ir.StringAttr(cfg["name"]).value.removeprefix("linear_attention_")
-                        found[name] = (ir.StringAttr(cfg["ir"]).value_bytes, ir.IntegerAttr(cfg["num_warps"]).value,
-                                       ir.IntegerAttr(cfg["num_stages"]).value)
+                        found[name] = (ir.StringAttr(cfg["ir"]).value_bytes,
+                                       ir.IntegerAttr(cfg["num_warps"]).value, ir.IntegerAttr(cfg["num_stages"]).value)
                     walk(o.operation)
 
     walk(module.operation)
@@ -165,14 +168,25 @@ def compile_triton(ttir: str, arch: str, num_warps: int, num_stages: int) -> dic
     return res
 
 
-def gpu_report(cases, archs):
-    rows = []
+def gpu_report(cases, archs, workers: int | None = None):
+    """Lower every case, then compile the distinct kernels in parallel processes (spawned: no fork of JAX)."""
+    import concurrent.futures
+    import multiprocessing
+
+    rows, jobs = [], {}
     for case in cases:
         for name, (ttir, warps, stages) in sorted(triton_kernels(case).items()):
             for arch in archs:
-                rows.append({"case": case.name, "kernel": name, "arch": arch, "num_warps": warps,
-                             "num_stages": stages, **compile_triton(ttir, arch, warps, stages)})
-    return rows
+                key = (ttir, arch, warps, stages)
+                jobs.setdefault(key, None)
+                rows.append(({"case": case.name, "kernel": name, "arch": arch, "num_warps": warps,
+                              "num_stages": stages}, key))
+    keys = list(jobs)
+    workers = workers or max(1, min(len(keys), os.cpu_count() or 1))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for key, res in zip(keys, pool.map(compile_triton, *zip(*keys))):
+            jobs[key] = res
+    return [{**row, **jobs[key]} for row, key in rows]
 
 
 # ---------------------------------------------------------------- TPU (Mosaic via libtpu, compile-only topology)
