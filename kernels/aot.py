@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-SITE = os.environ.get("JAXLAB_AOT_SITE", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+SITE = os.environ.get("JAXLAB_AOT_SITE", os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
                                                        ".aot", "site"))
 if os.path.isdir(SITE) and SITE not in sys.path:  # before jax: libtpu is found on sys.path at backend init
     sys.path.append(SITE)
