@@ -14,6 +14,8 @@ How the variants reduce to the causal core (q pre-scaled; g: [B, T, H] or None; 
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -24,9 +26,10 @@ IMPLS = ("auto", "reference", "xla", "pallas", "pallas_gpu", "pallas_tpu")
 NORMALIZE_EPS = reference.NORMALIZE_EPS
 
 
-def resolve_impl(impl: str) -> str:
-    """'auto' -> the fastest for the backend; 'pallas' -> the kernel family for it (GPU kernels interpreted on CPU)."""
-    p = platform()
+def resolve_impl(impl: str, target: str | None = None) -> str:
+    """'auto' -> the fastest for the target platform; 'pallas' -> the kernel family for it (GPU kernels
+    interpreted on CPU). target: 'cuda' | 'rocm' | 'gpu' | 'tpu' | 'cpu'; default: the host's backend."""
+    p = platform() if target is None else ("gpu" if target in ("cuda", "rocm", "gpu") else target)
     if impl == "auto":
         return {"gpu": "pallas_gpu", "tpu": "pallas_tpu"}.get(p, "xla")
     if impl == "pallas":
@@ -50,16 +53,17 @@ def linear_attention(q, k, v, *, log_decay=None, normalize: bool = False, causal
         and chained through the state gives the single call's result.
       chunk_size: chunk length C of the chunked algorithm, a power of two >= 16 (an upper bound: shorter
         sequences use the smallest power of two >= T).
-      impl: 'auto' | 'reference' | 'xla' | 'pallas' | 'pallas_gpu' | 'pallas_tpu'.
+      impl: 'auto' | 'reference' | 'xla' | 'pallas' | 'pallas_gpu' | 'pallas_tpu'. 'auto' and 'pallas'
+        are decided per lowering platform (jax.lax.platform_dependent), not by the host: lowering or
+        exporting for cuda/tpu from a CPU host gives the Triton/Mosaic kernels.
       scale: multiplies q; default Dk ** -0.5.
-      interpret: run Pallas kernels in interpret mode (default: only on CPU); "tpu" selects Pallas' TPU
-        interpreter for the TPU kernels (simulates TPU memory semantics, slower).
+      interpret: run Pallas kernels in interpret mode (default: only when lowering for CPU); "tpu" selects
+        Pallas' TPU interpreter for the TPU kernels (simulates TPU memory semantics, slower).
 
     Returns:
       o: [B, T, H, Dv] in the inputs' dtype, and S_T if return_final_state.
     """
     _validate(q, k, v, log_decay, causal, initial_state, return_final_state, chunk_size, impl, normalize, interpret)
-    impl = resolve_impl(impl)
     dtype = jnp.result_type(q, k, v)
     q, k, v = (x.astype(dtype) for x in (q, k, v))
     B, T, H, Dk = q.shape
@@ -69,25 +73,46 @@ def linear_attention(q, k, v, *, log_decay=None, normalize: bool = False, causal
     g = None
     if log_decay is not None:
         g = jnp.broadcast_to(jnp.asarray(log_decay, state_dtype), (B, T, H))
+    kw = dict(normalize=normalize, causal=causal, want_state=return_final_state, chunk_size=chunk_size,
+              scale=scale)
 
-    with jax.named_scope(f"linear_attention_{impl}"):
-        if impl == "reference":
-            o, s = reference.quadratic(q, k, v, g, scale=scale, causal=causal, normalize=normalize,
-                                       initial_state=initial_state)
-            o = o.astype(dtype)
-        else:
-            q = (q * scale).astype(dtype)
-            if normalize:
-                v = jnp.concatenate([v, jnp.ones(v.shape[:-1] + (1,), dtype)], axis=-1)
-            core = _core_fn(impl, chunk_size, interpret)
-            if causal:
-                o, s = core(q, k, v, g, initial_state, return_final_state)
-            else:
-                o, s = _bidirectional(core, q, k, v, g), None
-            if normalize:
-                acc = jnp.promote_types(dtype, jnp.float32)
-                o = (o[..., :-1].astype(acc) / (o[..., -1:].astype(acc) + NORMALIZE_EPS)).astype(dtype)
+    def run(impl, interp, q, k, v, g, s0):
+        with jax.named_scope(f"linear_attention_{impl}"):
+            return _run(impl, interp, q, k, v, g, s0, **kw)
+
+    per_target = impl in ("auto", "pallas") or (impl.startswith("pallas_") and interpret is None)
+    if not per_target or dtype == jnp.float64:  # float64: branches would differ (kernels keep float32 states)
+        interp = platform() == "cpu" if interpret is None else interpret
+        o, s = run(resolve_impl(impl), interp, q, k, v, g, initial_state)
+    else:  # interpret mode only where the lowering platform is the CPU
+        branches = {}  # one callable per distinct (impl, interpret): platform_dependent joins identical ones
+
+        def branch(target):
+            key = (resolve_impl(impl, target), (target == "cpu") if interpret is None else interpret)
+            return branches.setdefault(key, functools.partial(run, *key))
+        o, s = jax.lax.platform_dependent(q, k, v, g, initial_state, default=branch("cpu"),
+                                          **{t: branch(t) for t in ("cuda", "rocm", "tpu")})
     return (o, s) if return_final_state else o
+
+
+def _run(impl, interpret, q, k, v, g, s0, *, normalize, causal, want_state, chunk_size, scale):
+    """One implementation, q unscaled -> (o, S_T or None)."""
+    dtype = q.dtype
+    if impl == "reference":
+        o, s = reference.quadratic(q, k, v, g, scale=scale, causal=causal, normalize=normalize, initial_state=s0)
+        return o.astype(dtype), (s if want_state else None)
+    q = (q * scale).astype(dtype)
+    if normalize:
+        v = jnp.concatenate([v, jnp.ones(v.shape[:-1] + (1,), dtype)], axis=-1)
+    core = _core_fn(impl, chunk_size, interpret)
+    if causal:
+        o, s = core(q, k, v, g, s0, want_state)
+    else:
+        o, s = _bidirectional(core, q, k, v, g), None
+    if normalize:
+        acc = jnp.promote_types(dtype, jnp.float32)
+        o = (o[..., :-1].astype(acc) / (o[..., -1:].astype(acc) + NORMALIZE_EPS)).astype(dtype)
+    return o, s
 
 
 def _core_fn(impl, chunk_size, interpret):
@@ -99,7 +124,7 @@ def _core_fn(impl, chunk_size, interpret):
     from . import pallas  # noqa: PLC0415 (keeps Pallas out of plain-XLA use)
 
     backend = impl.removeprefix("pallas_")
-    cfg = pallas.default_config(backend, chunk_size, platform() == "cpu" if interpret is None else interpret)
+    cfg = pallas.default_config(backend, chunk_size, bool(interpret) if interpret != "tpu" else interpret)
 
     def core(q, k, v, g, s0, want_state):
         return pallas.causal_core(q, k, v, g, s0, cfg, want_state)

@@ -4,9 +4,10 @@ Each function takes tiles already loaded from memory (q, k: [C, Dk or a Dk block
 block]) and a float32 state tile, and returns float32 results. Only the loads, stores, grids and
 where the state lives (registers on GPU, VMEM scratch on TPU) differ between the two kernel files.
 
-Decay within a chunk (b: chunk-local inclusive cumulative log decay, b_C its last entry):
-    W_ij = exp(b_i - b_j) for i >= j, else 0        (intra-chunk weights, all <= 1 when g <= 0)
-    e_q = exp(b)   e_k = exp(b_C - b)   e_C = exp(b_C)
+Decay within a chunk (b: chunk-local inclusive cumulative log decay in base 2, i.e. prescaled by log2(e)
+by the caller, so every exponential is an exp2; b_C its last entry):
+    W_ij = 2^(b_i - b_j) for i >= j, else 0         (intra-chunk weights, all <= 1 when g <= 0)
+    e_q = 2^b   e_k = 2^(b_C - b)   e_C = 2^(b_C)
 
 Forward (S: state entering the chunk):       o = (q k^T * W) v + (q e_q) S;  S' = e_C S + (k e_k)^T v
 dq (forward sweep, S over a Dk block):       dq = (do v^T * W) k + (do S^T) e_q
@@ -29,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 F32 = jnp.float32
+LOG2E = 1.4426950408889634  # log2(e): natural-log decays times this are base-2 exponents
 
 
 class Decay(NamedTuple):
@@ -41,13 +43,14 @@ class Decay(NamedTuple):
 
 
 def decay(C: int, b_col=None, b_row=None, b_last=None) -> Decay:
-    """b_col: [C, 1], b_row: [1, C] (the same values), b_last: scalar or [1, 1]; all None for no decay."""
+    """b_col: [C, 1], b_row: [1, C] (the same values, base-2 log decays), b_last: scalar or [1, 1];
+    all None for no decay."""
     causal = jax.lax.broadcasted_iota(jnp.int32, (C, C), 0) >= jax.lax.broadcasted_iota(jnp.int32, (C, C), 1)
     if b_col is None:
         return Decay(causal, None, None, None)
     # Mask before exp: above the diagonal b_i - b_j > 0 and could overflow.
-    w = jnp.exp(jnp.where(causal, b_col - b_row, -jnp.inf))
-    return Decay(w, jnp.exp(b_col), jnp.exp(b_last - b_col), jnp.exp(b_last))
+    w = jnp.exp2(jnp.where(causal, b_col - b_row, -jnp.inf))
+    return Decay(w, jnp.exp2(b_col), jnp.exp2(b_last - b_col), jnp.exp2(b_last))
 
 
 def _dot(a, b, *, ta=False, tb=False, precision=None):

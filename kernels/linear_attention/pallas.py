@@ -15,22 +15,29 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
+from .chunk_math import LOG2E
 from .common import chunk_local_cumsum, matmul_precision, next_pow2, pad_axis, round_up
 
 
 @dataclasses.dataclass(frozen=True)
 class KernelConfig:
     """Static kernel parameters. backend: 'gpu' (Triton) | 'tpu' (Mosaic). Tile sizes are upper bounds
-    (clipped to the padded head dims); num_warps, num_stages and auto_split only matter on GPU. The
-    defaults are reasoned, not measured: `python -m kernels.bench --tune` sweeps them on a device."""
+    (clipped to the padded head dims); num_warps, num_stages and auto_split only matter on GPU.
+
+    The GPU defaults are chosen by compile statistics, not timings (no GPU was available): with
+    `python -m kernels.aot` (Triton 3.9 + ptxas, sm_90, bf16, B8 H16), num_warps=4 at head dim 128 puts
+    every kernel at 255 registers and the backward spills (gated dv 584 B, dq 100 B, dk 32 B); 8 warps
+    halve each thread's share of the [64, 128] float32 state and [C, C] tiles: no spills. num_warps=None
+    picks 8 when a padded head dim is >= 128, else 4. `python -m kernels.bench --tune` times them on a device."""
 
     backend: str = "gpu"
     chunk_size: int = 64
     block_k: int = 64
     block_v: int = 64
-    num_warps: int = 4
+    num_warps: int | None = None    # GPU: None = by head dim (see above)
     num_stages: int = 2
     auto_split: bool = True          # GPU: narrow the feature blocks when (B, H) alone cannot fill the SMs
+    chunks_per_step: int = 8         # TPU: chunks per grid step (B8 T4096 H16 D128 at chunk 64: 1024 steps)
     interpret: bool | str = False     # True: generic interpreter; "tpu": the TPU interpreter (TPU kernels)
 
     def precision(self, dtype):
@@ -39,6 +46,10 @@ class KernelConfig:
     def pad_head_dim(self, d: int) -> int:
         # Triton tiles are powers of two and dots need >= 16; Mosaic wants the 128-lane layout.
         return next_pow2(d, 16) if self.backend == "gpu" else round_up(d, 128)
+
+
+def gpu_num_warps(cfg: KernelConfig, d_max: int) -> int:
+    return cfg.num_warps or (8 if d_max >= 128 else 4)
 
 
 def default_config(backend: str, chunk_size: int = 64, interpret: bool | str = False) -> KernelConfig:
@@ -66,7 +77,8 @@ def _pad(q, k, v, g, s0, cfg):
     v = pad_axis(pad_axis(v, 1, Tp), 3, Dvp)
     b = None
     if g is not None:
-        b = chunk_local_cumsum(pad_axis(g, 1, Tp), cfg.chunk_size).transpose(0, 2, 1)  # [B, H, Tp]
+        # Prescaled by log2(e): the kernels take exp2 (one MUFU op on GPU) instead of an accurate exp.
+        b = chunk_local_cumsum(pad_axis(g, 1, Tp) * LOG2E, cfg.chunk_size).transpose(0, 2, 1)  # [B, H, Tp]
     if s0 is not None:
         s0 = pad_axis(pad_axis(s0.astype(jnp.float32), 2, Dkp), 3, Dvp)
     return q, k, v, b, s0

@@ -48,10 +48,14 @@ def _num_sms() -> int:
         return 132  # an H100 SXM
 
 
-def _block(D, cfg_block, programs_per_block, auto):
-    """Feature-block size: cfg_block (clipped to D), halved (down to 32) while the grid would leave SMs idle.
-    Each program sweeps the whole sequence, so with few (batch, head) pairs narrower blocks buy parallelism."""
-    blk = min(cfg_block, D)
+STATE_TILE = 64 * 128  # float32 state elements per program: 64 registers a thread at 8 warps (no spills)
+
+
+def _block(D, cfg_block, programs_per_block, auto, other=0):
+    """Feature-block size: cfg_block (clipped to D, and so that the [blk, other] state tile stays within
+    STATE_TILE), halved (down to 32) while the grid would leave SMs idle. Each program sweeps the whole
+    sequence, so with few (batch, head) pairs narrower blocks buy parallelism."""
+    blk = min(cfg_block, D, max(16, STATE_TILE // other) if other else D)
     while auto and blk > 32 and (D // blk) * programs_per_block < _num_sms():
         blk //= 2
     return blk
@@ -177,9 +181,12 @@ def _rowsums(T):
     return pl.BlockSpec((None, None, None, T), lambda j, b, h: (j, b, h, 0))
 
 
-def _call(kernel, grid, in_specs, out_specs, out_shape, cfg, name):
+def _call(kernel, grid, in_specs, out_specs, out_shape, cfg, name, d_max):
+    """d_max: the larger padded head dim, which sets the default num_warps."""
+    from .pallas import gpu_num_warps
+    num_warps = gpu_num_warps(cfg, d_max)
     return pl.pallas_call(kernel, grid=grid, in_specs=in_specs, out_specs=out_specs, out_shape=out_shape,
-                          compiler_params=compiler_params(cfg.num_warps, cfg.num_stages),
+                          compiler_params=compiler_params(num_warps, cfg.num_stages),
                           interpret=bool(cfg.interpret), name=name)
 
 
@@ -193,7 +200,8 @@ def forward(q, k, v, b, s0, cfg, want_state: bool):
     """q, k: [B, T, H, Dk]; v: [B, T, H, Dv]; b: [B, H, T] or None; s0: [B, H, Dk, Dv] f32 or None."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
-    BV = _block(Dv, cfg.block_v, B * H, cfg.auto_split)
+    Dmax = max(Dk, Dv)
+    BV = _block(Dv, cfg.block_v, B * H, cfg.auto_split, Dk)
     C = cfg.chunk_size
     kernel = functools.partial(_fwd_kernel, C=C, N=T // C, has_decay=b is not None, has_s0=s0 is not None,
                                want_state=want_state, precision=cfg.precision(q.dtype))
@@ -204,7 +212,7 @@ def forward(q, k, v, b, s0, cfg, want_state: bool):
     if want_state:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    out = _call(kernel, (Dv // BV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_fwd")(*args)
+    out = _call(kernel, (Dv // BV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_fwd", Dmax)(*args)
     return out[0], (out[1] if want_state else None)
 
 
@@ -213,9 +221,14 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     straddling r that chunk_math's kernels emit, less the two in-chunk partial sums (summed in pallas.py)."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
+    Dmax = max(Dk, Dv)
     C = cfg.chunk_size
     N = T // C
-    BK, BV = _block(Dk, cfg.block_k, B * H, cfg.auto_split), _block(Dv, cfg.block_v, B * H, cfg.auto_split)
+    BK = _block(Dk, cfg.block_k, B * H, cfg.auto_split, Dv)
+    # The gated dv sweep with state in and out also holds the entering state and dS_T/dS_0 tiles: at Dk 128
+    # its 64-wide blocks spill (ptxas, sm_90), 32-wide ones do not.
+    heavy_dv = gate_grad and b is not None and (s0 is not None or dsT is not None)
+    BV = _block(Dv, cfg.block_v, B * H, cfg.auto_split, Dk * (2 if heavy_dv else 1))
     NK, NV = Dk // BK, Dv // BV
     has_decay = b is not None
     gate = has_decay and gate_grad
@@ -229,7 +242,7 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     if gate:
         out_specs += [_rowsums(T), _states(N, BK, Dv, "k")]
         out_shape += [jax.ShapeDtypeStruct((NK, B, H, T), F32), jax.ShapeDtypeStruct((B, H, N, Dk, Dv), q.dtype)]
-    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dq")(*args)
+    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dq", Dmax)(*args)
     dq_, (rows_q, h) = res[0], (res[1:] if gate else (None, None))
 
     kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, **common)
@@ -239,7 +252,7 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     if gate:
         out_specs.append(_rowsums(T))
         out_shape.append(jax.ShapeDtypeStruct((NK, B, H, T), F32))
-    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dk")(*args)
+    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dk", Dmax)(*args)
     dk_, rows_k = res[0], (res[1] if gate else None)
 
     want_ds0 = s0 is not None
@@ -254,7 +267,7 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     if want_ds0:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    res = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dv")(*args)
+    res = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dv", Dmax)(*args)
     dv_, rest = res[0], list(res[1:])
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None

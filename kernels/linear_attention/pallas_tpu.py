@@ -1,14 +1,18 @@
 """Pallas TPU kernels (Mosaic) for chunked causal linear attention, forward and backward.
 
 Same three-sweep backward and tile algebra (chunk_math) as the GPU kernels; what differs is the TPU
-idiom: the chunk axis is the last grid axis, marked "arbitrary" (sequential), BlockSpecs DMA one
-[C, D] chunk per grid step (double-buffered by the pipeline), and the float32 state tile lives in a
-VMEM scratch buffer that persists across the chunk steps of one (batch, head, feature block).
+idiom: the sequence axis is the last grid axis, marked "arbitrary" (sequential); each grid step DMAs
+S consecutive [C, D] chunks (double-buffered by the pipeline) and loops over them in-kernel, and the
+float32 state tile lives in a VMEM scratch buffer that persists across the steps of one (batch, head,
+feature block). S chunks per step (KernelConfig.chunks_per_step, the largest divisor of the chunk count
+up to it) keep the grid small: one chunk per step gave B8 T4096 H16 ~8k steps per kernel at chunk 64,
+each paying the per-step pipeline overhead; 8 chunks per step give 1024.
 
-Layout: [B, T, H, D] activations are viewed as [B, T, H*D] (a free reshape), so a (C, D) block at
-column index h*(D//BD)+j is head h's feature block j: last two block dims (C, 128k) meet the (8, 128)
-tiling with no transpose. D must be a multiple of 128 (the caller pads). The chunk-local cumulative
-decay b arrives as both a row [.., 1, C] and a column [.., C, 1] so no in-kernel transpose is needed.
+Layout: [B, T, H, D] activations are viewed as [B, N, C, H*D] (a free reshape), so an (S, C, D) block
+at column index h*(D//BD)+j is head h's feature block j for S chunks: last two block dims (C, 128k)
+meet the (8, 128) tiling with no transpose, and the in-kernel loop indexes the untiled leading dim.
+D must be a multiple of 128 (the caller pads). The chunk-local cumulative decay b arrives as both rows
+[.., 1, C] and columns [.., C, 1] so no in-kernel transpose is needed.
 """
 from __future__ import annotations
 
@@ -43,11 +47,11 @@ def _unpack(refs, flags):
     return [next(it) if f else None for f in flags]
 
 
-def _decay(bc_ref, br_ref, C):
+def _decay(bc_ref, br_ref, C, i):
     if bc_ref is None:
         return chunk_math.decay(C)
-    b_row = br_ref[...]
-    return chunk_math.decay(C, bc_ref[...], b_row, b_row[:, C - 1:C])
+    b_row = br_ref[i]
+    return chunk_math.decay(C, bc_ref[i], b_row, b_row[:, C - 1:C])
 
 
 def _init(S_ref, src_ref):
@@ -56,84 +60,105 @@ def _init(S_ref, src_ref):
         S_ref[...] = jnp.zeros(S_ref.shape, F32) if src_ref is None else src_ref[...]
 
 
-def _finish(S, dst_ref, N):
+def _finish(S, dst_ref, NB):
     if dst_ref is not None:
-        @pl.when(pl.program_id(3) == N - 1)
+        @pl.when(pl.program_id(3) == NB - 1)
         def _():
             dst_ref[...] = S
 
 
-def _fwd_kernel(*refs, C, N, has_decay, has_s0, want_state, precision):
+def _sweep(S_ref, S, body, rev):
+    """Run body(i, state) over the step's S chunks (last to first when rev), state carried from S_ref."""
+    St = jax.lax.fori_loop(0, S, lambda i, St: body(S - 1 - i if rev else i, St), S_ref[...])
+    S_ref[...] = St
+    return St
+
+
+def _fwd_kernel(*refs, C, S, NB, has_decay, has_s0, want_state, precision):
     q_ref, k_ref, v_ref, bc_ref, br_ref, s0_ref, o_ref, sT_ref, S_ref = _unpack(
         refs, (1, 1, 1, has_decay, has_decay, has_s0, 1, want_state, 1))
     _init(S_ref, s0_ref)
-    o, S = chunk_math.fwd(q_ref[...], k_ref[...], v_ref[...], S_ref[...], _decay(bc_ref, br_ref, C), precision)
-    o_ref[...] = o.astype(o_ref.dtype)
-    S_ref[...] = S
-    _finish(S, sT_ref, N)
+
+    def body(i, St):
+        o, St = chunk_math.fwd(q_ref[i], k_ref[i], v_ref[i], St, _decay(bc_ref, br_ref, C, i), precision)
+        o_ref[i] = o.astype(o_ref.dtype)
+        return St
+
+    _finish(_sweep(S_ref, S, body, False), sT_ref, NB)
 
 
-def _dq_kernel(*refs, C, N, has_decay, gate, has_s0, precision):
+def _dq_kernel(*refs, C, S, NB, has_decay, gate, has_s0, precision):
     k_ref, v_ref, do_ref, q_ref, bc_ref, br_ref, s0_ref, dq_ref, rows_ref, h_ref, S_ref = _unpack(
         refs, (1, 1, 1, gate, has_decay, has_decay, has_s0, 1, gate, gate, 1))
     _init(S_ref, s0_ref)
-    S = S_ref[...]
-    if gate:  # the dv sweep needs the state entering each chunk for the decay gradient
-        h_ref[...] = S.astype(h_ref.dtype)
-    q = q_ref[...] if gate else None
-    dq, S, pairs = chunk_math.dq(k_ref[...], v_ref[...], do_ref[...], S, _decay(bc_ref, br_ref, C), precision, q=q)
-    dq_ref[...] = dq.astype(dq_ref.dtype)
-    if gate:
-        rows_ref[...] = pairs
-    S_ref[...] = S
+
+    def body(i, St):
+        if gate:  # the dv sweep needs the state entering each chunk for the decay gradient
+            h_ref[i] = St.astype(h_ref.dtype)
+        q = q_ref[i] if gate else None
+        dq, St, pairs = chunk_math.dq(k_ref[i], v_ref[i], do_ref[i], St, _decay(bc_ref, br_ref, C, i), precision,
+                                      q=q)
+        dq_ref[i] = dq.astype(dq_ref.dtype)
+        if gate:
+            rows_ref[i] = pairs
+        return St
+
+    _sweep(S_ref, S, body, False)
 
 
-def _dk_kernel(*refs, C, N, has_decay, gate, has_dsT, precision):
+def _dk_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, precision):
     q_ref, v_ref, do_ref, k_ref, bc_ref, br_ref, dsT_ref, dk_ref, rows_ref, S_ref = _unpack(
         refs, (1, 1, 1, gate, has_decay, has_decay, has_dsT, 1, gate, 1))
     _init(S_ref, dsT_ref)
-    k = k_ref[...] if gate else None
-    dk, dS, pairs = chunk_math.dk(q_ref[...], v_ref[...], do_ref[...], S_ref[...], _decay(bc_ref, br_ref, C),
-                                 precision, k=k)
-    dk_ref[...] = dk.astype(dk_ref.dtype)
-    if gate:
-        rows_ref[...] = pairs
-    S_ref[...] = dS
+
+    def body(i, dS):
+        k = k_ref[i] if gate else None
+        dk, dS, pairs = chunk_math.dk(q_ref[i], v_ref[i], do_ref[i], dS, _decay(bc_ref, br_ref, C, i), precision,
+                                      k=k)
+        dk_ref[i] = dk.astype(dk_ref.dtype)
+        if gate:
+            rows_ref[i] = pairs
+        return dS
+
+    _sweep(S_ref, S, body, True)
 
 
-def _dv_kernel(*refs, C, N, has_decay, gate, has_dsT, want_ds0, precision):
+def _dv_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, want_ds0, precision):
     q_ref, k_ref, do_ref, v_ref, h_ref, bc_ref, br_ref, dsT_ref, dv_ref, rows_ref, ds0_ref, S_ref = _unpack(
         refs, (1, 1, 1, gate, gate, has_decay, has_decay, has_dsT, 1, gate, want_ds0, 1))
     _init(S_ref, dsT_ref)
-    v, h = (v_ref[...], h_ref[...]) if gate else (None, None)
-    dv, dS, pairs = chunk_math.dv(q_ref[...], k_ref[...], do_ref[...], S_ref[...], _decay(bc_ref, br_ref, C),
-                                 precision, v=v, S_prev=h)
-    dv_ref[...] = dv.astype(dv_ref.dtype)
-    if gate:
-        rows_ref[...] = pairs
-    S_ref[...] = dS
-    _finish(dS, ds0_ref, N)
+
+    def body(i, dS):
+        v, h = (v_ref[i], h_ref[i]) if gate else (None, None)
+        dv, dS, pairs = chunk_math.dv(q_ref[i], k_ref[i], do_ref[i], dS, _decay(bc_ref, br_ref, C, i), precision,
+                                      v=v, S_prev=h)
+        dv_ref[i] = dv.astype(dv_ref.dtype)
+        if gate:
+            rows_ref[i] = pairs
+        return dS
+
+    _finish(_sweep(S_ref, S, body, True), ds0_ref, NB)
 
 
-# ---- BlockSpecs; grid (B, H, feature block j, chunk n). `rev` walks the chunks last to first.
+# ---- BlockSpecs; grid (B, H, feature block j, step n), S chunks per step. `rev` walks the steps last to first.
 
-def _chunk(n, N, rev):
-    return N - 1 - n if rev else n
+def _step(n, NB, rev):
+    return NB - 1 - n if rev else n
 
 
-def _act(C, D, BD, N, rev=False):
-    """Activation [B, T, H*D] -> (C, BD) block of chunk n, head h, feature block j."""
+def _act(S, C, D, BD, NB, rev=False):
+    """Activation [B, N, C, H*D] -> (S, C, BD) block of step n, head h, feature block j."""
     per_head = D // BD
-    return pl.BlockSpec((None, C, BD), lambda b, h, j, n: (b, _chunk(n, N, rev), h * per_head + j))
+    return pl.BlockSpec((None, S, C, BD), lambda b, h, j, n: (b, _step(n, NB, rev), 0, h * per_head + j))
 
 
-def _act_full(C, D, N, rev=False):
-    return pl.BlockSpec((None, C, D), lambda b, h, j, n: (b, _chunk(n, N, rev), h))
+def _act_full(S, C, D, NB, rev=False):
+    return pl.BlockSpec((None, S, C, D), lambda b, h, j, n: (b, _step(n, NB, rev), 0, h))
 
 
-def _decay_specs(C, N, rev=False):
-    col = pl.BlockSpec((None, None, None, C, 1), lambda b, h, j, n: (b, h, _chunk(n, N, rev), 0, 0))
-    row = pl.BlockSpec((None, None, None, 1, C), lambda b, h, j, n: (b, h, _chunk(n, N, rev), 0, 0))
+def _decay_specs(S, C, NB, rev=False):
+    col = pl.BlockSpec((None, None, S, C, 1), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, 0))
+    row = pl.BlockSpec((None, None, S, 1, C), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, 0))
     return col, row
 
 
@@ -143,15 +168,20 @@ def _state(Dk, Dv, split):
     return pl.BlockSpec((None, None, Dk, Dv), lambda b, h, j, n: (b, h, 0, j))
 
 
-def _states(N, Dk, Dv, split, rev=False):
-    """Per-chunk states [B, H, N, Dk, Dv]: chunk n's Dk ('k') or Dv ('v') block."""
+def _states(S, NB, Dk, Dv, split, rev=False):
+    """Per-chunk states [B, H, N, Dk, Dv]: step n's S chunks, a Dk ('k') or Dv ('v') block."""
     if split == "k":
-        return pl.BlockSpec((None, None, None, Dk, Dv), lambda b, h, j, n: (b, h, _chunk(n, N, rev), j, 0))
-    return pl.BlockSpec((None, None, None, Dk, Dv), lambda b, h, j, n: (b, h, _chunk(n, N, rev), 0, j))
+        return pl.BlockSpec((None, None, S, Dk, Dv), lambda b, h, j, n: (b, h, _step(n, NB, rev), j, 0))
+    return pl.BlockSpec((None, None, S, Dk, Dv), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, j))
 
 
-def _rowsums(C, N, rev=False):
-    return pl.BlockSpec((None, None, None, None, C, 1), lambda b, h, j, n: (j, b, h, _chunk(n, N, rev), 0, 0))
+def _rowsums(S, C, NB, rev=False):
+    return pl.BlockSpec((None, None, None, S, C, 1), lambda b, h, j, n: (j, b, h, _step(n, NB, rev), 0, 0))
+
+
+def steps_per_chunk_group(N: int, most: int) -> int:
+    """Chunks per grid step: the largest divisor of N not above `most` (T stays padded to one chunk)."""
+    return max(d for d in range(1, min(N, most) + 1) if N % d == 0)
 
 
 def _present(*pairs):
@@ -159,9 +189,9 @@ def _present(*pairs):
     return [s for s, _ in kept], [x for _, x in kept]
 
 
-def _flat(x):
+def _flat(x, C):
     B, T, H, D = x.shape
-    return x.reshape(B, T, H * D)
+    return x.reshape(B, T // C, C, H * D)
 
 
 def _decay_views(b, C):
@@ -184,19 +214,21 @@ def forward(q, k, v, b, s0, cfg, want_state: bool):
     Dv = v.shape[-1]
     C = cfg.chunk_size
     N = T // C
+    S = steps_per_chunk_group(N, cfg.chunks_per_step)
+    NB = N // S
     BV = min(cfg.block_v, Dv)
     bc, br = _decay_views(b, C)
-    col, row = _decay_specs(C, N)
-    kernel = functools.partial(_fwd_kernel, C=C, N=N, has_decay=b is not None, has_s0=s0 is not None,
+    col, row = _decay_specs(S, C, NB)
+    kernel = functools.partial(_fwd_kernel, C=C, S=S, NB=NB, has_decay=b is not None, has_s0=s0 is not None,
                                want_state=want_state, precision=cfg.precision(q.dtype))
-    in_specs, args = _present((_act_full(C, Dk, N), _flat(q)), (_act_full(C, Dk, N), _flat(k)),
-                              (_act(C, Dv, BV, N), _flat(v)), (col, bc), (row, br), (_state(Dk, BV, "v"), s0))
-    out_specs = [_act(C, Dv, BV, N)]
-    out_shape = [jax.ShapeDtypeStruct((B, T, H * Dv), v.dtype)]
+    in_specs, args = _present((_act_full(S, C, Dk, NB), _flat(q, C)), (_act_full(S, C, Dk, NB), _flat(k, C)),
+                              (_act(S, C, Dv, BV, NB), _flat(v, C)), (col, bc), (row, br), (_state(Dk, BV, "v"), s0))
+    out_specs = [_act(S, C, Dv, BV, NB)]
+    out_shape = [jax.ShapeDtypeStruct((B, N, C, H * Dv), v.dtype)]
     if want_state:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    out = _call(kernel, (B, H, Dv // BV, N), in_specs, out_specs, out_shape, (Dk, BV), cfg,
+    out = _call(kernel, (B, H, Dv // BV, NB), in_specs, out_specs, out_shape, (Dk, BV), cfg,
                 "linear_attention_fwd")(*args)
     return out[0].reshape(v.shape), (out[1] if want_state else None)
 
@@ -207,52 +239,56 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     Dv = v.shape[-1]
     C = cfg.chunk_size
     N = T // C
+    S = steps_per_chunk_group(N, cfg.chunks_per_step)
+    NB = N // S
     BK, BV = min(cfg.block_k, Dk), min(cfg.block_v, Dv)
     NK, NV = Dk // BK, Dv // BV
     has_decay = b is not None
     gate = has_decay and gate_grad
     gated = (lambda x: x) if gate else (lambda x: None)
     bc, br = _decay_views(b, C)
-    qf, kf, vf, dof = (_flat(x) for x in (q, k, v, do))
-    common = dict(C=C, N=N, has_decay=has_decay, gate=gate, precision=cfg.precision(q.dtype))
+    qf, kf, vf, dof = (_flat(x, C) for x in (q, k, v, do))
+    common = dict(C=C, S=S, NB=NB, has_decay=has_decay, gate=gate, precision=cfg.precision(q.dtype))
 
-    col, row = _decay_specs(C, N)
+    col, row = _decay_specs(S, C, NB)
     kernel = functools.partial(_dq_kernel, has_s0=s0 is not None, **common)
-    in_specs, args = _present((_act(C, Dk, BK, N), kf), (_act_full(C, Dv, N), vf), (_act_full(C, Dv, N), dof),
-                              (_act(C, Dk, BK, N), gated(qf)), (col, bc), (row, br), (_state(BK, Dv, "k"), s0))
-    out_specs, out_shape = [_act(C, Dk, BK, N)], [jax.ShapeDtypeStruct(qf.shape, q.dtype)]
+    in_specs, args = _present((_act(S, C, Dk, BK, NB), kf), (_act_full(S, C, Dv, NB), vf),
+                              (_act_full(S, C, Dv, NB), dof), (_act(S, C, Dk, BK, NB), gated(qf)), (col, bc),
+                              (row, br), (_state(BK, Dv, "k"), s0))
+    out_specs, out_shape = [_act(S, C, Dk, BK, NB)], [jax.ShapeDtypeStruct(qf.shape, q.dtype)]
     if gate:
-        out_specs += [_rowsums(C, N), _states(N, BK, Dv, "k")]
+        out_specs += [_rowsums(S, C, NB), _states(S, NB, BK, Dv, "k")]
         out_shape += [jax.ShapeDtypeStruct((NK, B, H, N, C, 1), F32),
                       jax.ShapeDtypeStruct((B, H, N, Dk, Dv), q.dtype)]
-    res = _call(kernel, (B, H, NK, N), in_specs, out_specs, out_shape, (BK, Dv), cfg, "linear_attention_dq")(*args)
+    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, (BK, Dv), cfg, "linear_attention_dq")(*args)
     dq_, (rows_q, h) = res[0].reshape(q.shape), (res[1:] if gate else (None, None))
 
-    col, row = _decay_specs(C, N, rev=True)
+    col, row = _decay_specs(S, C, NB, rev=True)
     kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, **common)
-    in_specs, args = _present((_act(C, Dk, BK, N, True), qf), (_act_full(C, Dv, N, True), vf),
-                              (_act_full(C, Dv, N, True), dof), (_act(C, Dk, BK, N, True), gated(kf)),
+    in_specs, args = _present((_act(S, C, Dk, BK, NB, True), qf), (_act_full(S, C, Dv, NB, True), vf),
+                              (_act_full(S, C, Dv, NB, True), dof), (_act(S, C, Dk, BK, NB, True), gated(kf)),
                               (col, bc), (row, br), (_state(BK, Dv, "k"), dsT))
-    out_specs, out_shape = [_act(C, Dk, BK, N, True)], [jax.ShapeDtypeStruct(kf.shape, k.dtype)]
+    out_specs, out_shape = [_act(S, C, Dk, BK, NB, True)], [jax.ShapeDtypeStruct(kf.shape, k.dtype)]
     if gate:
-        out_specs.append(_rowsums(C, N, True))
+        out_specs.append(_rowsums(S, C, NB, True))
         out_shape.append(jax.ShapeDtypeStruct((NK, B, H, N, C, 1), F32))
-    res = _call(kernel, (B, H, NK, N), in_specs, out_specs, out_shape, (BK, Dv), cfg, "linear_attention_dk")(*args)
+    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, (BK, Dv), cfg, "linear_attention_dk")(*args)
     dk_, rows_k = res[0].reshape(k.shape), (res[1] if gate else None)
 
     want_ds0 = s0 is not None
     kernel = functools.partial(_dv_kernel, has_dsT=dsT is not None, want_ds0=want_ds0, **common)
-    in_specs, args = _present((_act_full(C, Dk, N, True), qf), (_act_full(C, Dk, N, True), kf),
-                              (_act(C, Dv, BV, N, True), dof), (_act(C, Dv, BV, N, True), gated(vf)),
-                              (_states(N, Dk, BV, "v", True), h), (col, bc), (row, br), (_state(Dk, BV, "v"), dsT))
-    out_specs, out_shape = [_act(C, Dv, BV, N, True)], [jax.ShapeDtypeStruct(vf.shape, v.dtype)]
+    in_specs, args = _present((_act_full(S, C, Dk, NB, True), qf), (_act_full(S, C, Dk, NB, True), kf),
+                              (_act(S, C, Dv, BV, NB, True), dof), (_act(S, C, Dv, BV, NB, True), gated(vf)),
+                              (_states(S, NB, Dk, BV, "v", True), h), (col, bc), (row, br),
+                              (_state(Dk, BV, "v"), dsT))
+    out_specs, out_shape = [_act(S, C, Dv, BV, NB, True)], [jax.ShapeDtypeStruct(vf.shape, v.dtype)]
     if gate:
-        out_specs.append(_rowsums(C, N, True))
+        out_specs.append(_rowsums(S, C, NB, True))
         out_shape.append(jax.ShapeDtypeStruct((NV, B, H, N, C, 1), F32))
     if want_ds0:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    res = _call(kernel, (B, H, NV, N), in_specs, out_specs, out_shape, (Dk, BV), cfg, "linear_attention_dv")(*args)
+    res = _call(kernel, (B, H, NV, NB), in_specs, out_specs, out_shape, (Dk, BV), cfg, "linear_attention_dv")(*args)
     dv_, rest = res[0].reshape(v.shape), list(res[1:])
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None

@@ -96,7 +96,7 @@ def test_sequence_lengths_float32(impl, T):
 
 
 @pytest.mark.parametrize("impl", ["pallas_gpu", "pallas_tpu"])
-@pytest.mark.parametrize("variant", ["gla", "state_normalized"])
+@pytest.mark.parametrize("variant", ["linear", "retention", "gla", "state_normalized"])
 def test_bfloat16(impl, variant):
     pkw, kw = VARIANTS[variant]
     check(impl, _key((3, 2, 100, 2, 64, 64), normalize=kw.get("normalize", False), **pkw), dtype=jnp.bfloat16,

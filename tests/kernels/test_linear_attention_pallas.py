@@ -18,13 +18,15 @@ BLOCKED = {"gpu": dict(D=32, block=16), "tpu": dict(D=256, block=128)}
 
 
 def _cfg(backend, interpret=True):
+    """Two feature blocks per head; TPU: 2 chunks per grid step, so T = 64 (4 chunks) takes 2 steps."""
     b = BLOCKED[backend]["block"]
-    return dataclasses.replace(pallas.default_config(backend, 16, interpret), block_k=b, block_v=b)
+    return dataclasses.replace(pallas.default_config(backend, 16, interpret), block_k=b, block_v=b,
+                               chunks_per_step=2)
 
 
 def _inputs(backend, seed=0):
     D = BLOCKED[backend]["D"]
-    p = problem(seed, 1, 32, 2, D, D, decay="gate", state=True)
+    p = problem(seed, 1, 64, 2, D, D, decay="gate", state=True)
     return {n: jnp.asarray(x, jnp.float32) for n, x in p.items()}
 
 
@@ -44,7 +46,7 @@ def test_interpreters_poison_unwritten_outputs(interpret):
 
 @pytest.mark.parametrize("backend,interpret", [("gpu", True), ("tpu", "tpu")])
 def test_multiblock_matches_reference(backend, interpret):
-    """Two feature blocks per head, two chunks, gate and state in and out, against the float64 reference.
+    """Two feature blocks per head, four chunks (TPU: two grid steps of two), gate and state in and out, against the float64 reference.
 
     The TPU kernels run under Pallas' TPU interpreter (VMEM, DMA and grid semantics). No dimension is padded,
     so with the interpreters' NaN-poisoned buffers a finite result means every element of every kernel
