@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 # Pages other developers own and may not have landed yet: linked from the docs, allowed to be missing meanwhile.
-OWNED_ELSEWHERE = {"docs/kernels.md", "docs/science_notes.md"}
+OWNED_ELSEWHERE: set = set()  # pages another change owns may be linked before they land; none now
 PROJECT_TOPS = ("experiments", "kernels", "jaxlab", "tools", "tests")
 
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")

@@ -48,10 +48,6 @@ class KernelConfig:
         return next_pow2(d, 16) if self.backend == "gpu" else round_up(d, 128)
 
 
-def gpu_num_warps(cfg: KernelConfig, d_max: int) -> int:
-    return cfg.num_warps or (8 if d_max >= 128 else 4)
-
-
 def default_config(backend: str, chunk_size: int = 64, interpret: bool | str = False) -> KernelConfig:
     if backend == "tpu":
         return KernelConfig("tpu", chunk_size, block_k=128, block_v=128, interpret=interpret)

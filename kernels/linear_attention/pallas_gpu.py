@@ -30,6 +30,11 @@ from . import chunk_math
 F32 = jnp.float32
 
 
+def gpu_num_warps(cfg, d_max: int) -> int:
+    """cfg.num_warps, else 8 warps at a padded head dimension ≥ 128 (zero spills at D128 by ptxas), 4 below."""
+    return cfg.num_warps or (8 if d_max >= 128 else 4)
+
+
 def compiler_params(num_warps: int, num_stages: int):
     """Select the Triton lowering (the default GPU lowering is Mosaic GPU since JAX 0.9)."""
     try:
@@ -183,7 +188,6 @@ def _rowsums(T):
 
 def _call(kernel, grid, in_specs, out_specs, out_shape, cfg, name, d_max):
     """d_max: the larger padded head dim, which sets the default num_warps."""
-    from .pallas import gpu_num_warps
     num_warps = gpu_num_warps(cfg, d_max)
     return pl.pallas_call(kernel, grid=grid, in_specs=in_specs, out_specs=out_specs, out_shape=out_shape,
                           compiler_params=compiler_params(num_warps, cfg.num_stages),
