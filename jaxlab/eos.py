@@ -65,13 +65,19 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9) -> dict:
     last = steps[-1]
     q4, h2 = steps >= 0.75 * last, steps >= 0.5 * last
     thr = curv[-1].get("eos_threshold")
+    pre = np.asarray([r.get("preconditioned_sharpness", math.nan) for r in curv], np.float64)
+    if np.isfinite(pre).any():  # Adam: the threshold applies to the preconditioned sharpness
+        out.update(final_preconditioned_sharpness=_r(pre[-1]),
+                   last_quarter_preconditioned_sharpness=_r(np.nanmean(pre[q4])) if np.isfinite(pre[q4]).any()
+                   else None)
     out.update(threshold=_r(thr), initial_sharpness=_r(lam[0]), final_sharpness=_r(lam[-1]), final_ratio=_r(ratio[-1]),
                last_quarter_sharpness=_r(lam[q4].mean()), last_quarter_ratio=_r(ratio[q4].mean()),
                max_ratio=_r(np.nanmax(ratio)) if np.isfinite(ratio).any() else None)
     hit = np.nonzero(ratio >= reach)[0]
     end = int(hit[0]) if hit.size else len(ratio) - 1
     out["steps_to_reach"] = int(steps[end]) if hit.size else None
-    start = int(np.argmin(ratio[: end + 1]))
+    head = ratio[: end + 1]  # Adam's ratio is NaN before its first update
+    start = int(np.nanargmin(head)) if np.isfinite(head).any() else 0
     dt = steps[end] - steps[start]
     out["sharpening_rate"] = _r(1000.0 * (ratio[end] - ratio[start]) / dt) if dt > 0 else None
     out["ratio_std_last_half"] = _r(ratio[h2].std())
@@ -110,6 +116,8 @@ def format_table(rows: Sequence[dict]) -> str:
             ("λ1 last¼", "last_quarter_sharpness"), ("λ1/threshold last¼", "last_quarter_ratio"),
             ("final", "final_ratio"), ("steps→90%", "steps_to_reach"), ("osc(λ1)", "ratio_std_last_half"),
             ("loss↑frac", "loss_increase_frac"), ("mean abs Δlog L", "loss_osc_last_half")]
+    if any(r.get("last_quarter_preconditioned_sharpness") is not None for r in rows):  # Adam: what the ratio uses
+        cols.insert(5, ("prec. λ1 last¼", "last_quarter_preconditioned_sharpness"))
     return markdown_table([{k: "-" if r.get(k) is None else r[k] for _, k in cols} for r in rows], cols)
 
 
@@ -125,9 +133,18 @@ def _panels(results, config):
     return list(groups.items())
 
 
+THRESHOLD_LABELS = {"sharpness": "sharpness λ1 (dashed: 2/η)",
+                    "preconditioned_sharpness": "preconditioned λ1 (dashed: (2+2β1)/((1−β1)η))"}
+
+
+def sharpness_key(config) -> str:
+    """The quantity the recorded eos_threshold applies to: Adam's preconditioned sharpness, else λ1."""
+    return "preconditioned_sharpness" if config.optim.name == "adam" else "sharpness"
+
+
 def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = False, title: str = "") -> str:
     """One panel per weight decay; per lr a line of ``key`` vs step (one colour per lr, every seed) and, for
-    key = "sharpness", the dashed threshold (2/η for GD) in the same colour."""
+    key = "sharpness" or "preconditioned_sharpness" (Adam), the dashed threshold in the same colour."""
     panels = _panels(results, config)
     lrs = sorted({lr for _, runs in panels for lr, _, _ in runs})
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
@@ -139,7 +156,7 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
             if pts:
                 ax.plot(*zip(*pts), color=color, lw=1.1, label=None if lr in drawn else f"η={lr:g}")
             thr = [r["eos_threshold"] for r in recs if _finite(r.get("eos_threshold"))]
-            if key == "sharpness" and thr and lr not in drawn:
+            if key in THRESHOLD_LABELS and thr and lr not in drawn:
                 ax.axhline(thr[-1], color=color, ls="--", lw=1.0)
             drawn.add(lr)
         if logy:
@@ -147,13 +164,15 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
         ax.set_title(f"weight decay {wd:g}", fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("sharpness λ1 (dashed: 2/η)" if key == "sharpness" else key)
+    axes[0][0].set_ylabel(THRESHOLD_LABELS.get(key, key))
     axes[0][-1].legend(fontsize=8)
     return save(fig, path, title)
 
 
 def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
-    """eos_sharpness.png (the classic EoS plot) and eos_loss.png (train loss, same layout)."""
-    return [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), title=title),
+    """eos_sharpness.png (the classic EoS plot: for Adam the preconditioned sharpness against its threshold) and
+    eos_loss.png (train loss, same layout)."""
+    return [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), key=sharpness_key(config),
+                     title=title),
             plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
                      title=f"{config.model.name}: train loss per weight decay")]
