@@ -73,7 +73,7 @@ def recall_rows(results, config) -> list[dict]:
 
 def plot_recall(rows: list[dict], path: str, title: str = "") -> str:
     """Recall vs state size (log2): a panel per num_kv_pairs, a line per kind (mean ± std over seeds); softmax
-    dashed at its KV-cache size."""
+    dashed at its KV-cache size; dotted: 1/num_kv_pairs, what picking any value of the context scores."""
     kvs = sorted({r["num_kv_pairs"] for r in rows})
     fig, axes = plt.subplots(1, len(kvs), figsize=(3.8 * len(kvs), 3.3), squeeze=False, sharey=True)
     kinds = [k for k in KINDS if any(r["attention"] == k for r in rows)]
@@ -89,6 +89,7 @@ def plot_recall(rows: list[dict], path: str, title: str = "") -> str:
                         ls="--" if kind == "softmax" else "-", label=label)
             for si, mi, di in zip(s, m, d):
                 ax.annotate(f"d={di}", (si, mi), fontsize=6, color=f"C{i}", xytext=(2, 3), textcoords="offset points")
+        ax.axhline(1.0 / kv, color="grey", ls=":", lw=1.0, label="1/pairs: a context value at random")
         ax.set_xscale("log", base=2)
         ax.set_ylim(-0.03, 1.03)
         ax.set_title(f"{kv} key-value pairs", fontsize=10)

@@ -134,7 +134,7 @@ def _panels(results, config):
 
 
 THRESHOLD_LABELS = {"sharpness": "sharpness λ1 (dashed: 2/η)",
-                    "preconditioned_sharpness": "preconditioned λ1 (dashed: (2+2β1)/((1−β1)η))"}
+                    "preconditioned_sharpness": "preconditioned λ1 (dashed: threshold)"}
 
 
 def sharpness_key(config) -> str:

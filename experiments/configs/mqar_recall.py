@@ -1,5 +1,5 @@
 """MQAR recall vs state size, CPU-sized: attention softmax | linear | retention | gla × d_model 16, 32 ×
-2 and 4 key-value pairs, 2 seeds vmapped per group (16 groups; the two pair counts of a (kind, width) share one
+4 and 8 key-value pairs, 2 seeds vmapped per group (16 groups; the two pair counts of a (kind, width) share one
 compiled program). Sequences of 32 tokens, vocabulary 32 (keys 1-15, values 16-31), 2-layer LMs with 2 heads
 (state d_model²/2 per layer for the linear kinds), Adam with a cosine schedule, batch 32.
 
@@ -28,14 +28,14 @@ def get_config():
     c.model.activation = "gelu"
     c.loss.name = "cross_entropy"
     c.optim.name = "adam"
-    c.optim.lr = 1e-2
+    c.optim.lr = 3e-3
     c.optim.schedule.name = "cosine"
     c.optim.schedule.warmup_steps = 50
-    c.train.steps = 1000
+    c.train.steps = 600
     c.train.batch_size = 32
     c.train.log_every = 100
     c.train.eval_every = 0
     c.train.eval_examples = 256             # train-set evaluation: a fixed subset (recall is on the test set)
     c.sweep.seeds = 2
-    c.sweep.axes = "model.attention=softmax,linear,retention,gla;model.d_model=16,32;data.num_kv_pairs=2,4"
+    c.sweep.axes = "model.attention=softmax,linear,retention,gla;model.d_model=16,32;data.num_kv_pairs=4,8"
     return c

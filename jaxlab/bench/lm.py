@@ -7,8 +7,8 @@
 One training step = forward, backward and an Adam update of the Transformer LM (jaxlab.models.TransformerLM) on
 random tokens, jitted; the batch holds ``--tokens`` tokens (B = tokens // T sequences), so rows of one size
 compare the same work per step. Each entry is the fastest of ``--repeats`` compiled steps (compilation excluded;
-on a shared machine other processes only add time), and every ratio is to softmax attention at the same size and
-T, measured in the same process. Rows: softmax (jax.nn.dot_product_attention: cuDNN flash attention on GPU when
+on a shared machine other processes only add time), the rows of one size and T timed round-robin, and every ratio
+is to softmax attention at the same size and T, measured in the same process. Rows: softmax (jax.nn.dot_product_attention: cuDNN flash attention on GPU when
 it fits, XLA otherwise) and, for each linear kind (linear | retention | gla), each implementation asked for:
 ``xla`` (the chunked jnp form) and ``pallas`` (the kernels of jaxlab.kernels.linear_attention for the backend).
 """
@@ -52,9 +52,9 @@ def make_step(model, lr: float = 1e-3):
     return tx, jax.jit(step, donate_argnums=(0, 1))
 
 
-def bench_one(kind: str, impl: str, d_model: int, layers: int, heads: int, seq_len: int, tokens: int,
-              vocab: int, repeats: int, dtype=jnp.float32) -> dict:
-    """Seconds per training step (fastest of ``repeats``) and tokens/s for one (kind, impl, size, T)."""
+def build(kind: str, impl: str, d_model: int, layers: int, heads: int, seq_len: int, tokens: int,
+          vocab: int, dtype=jnp.float32):
+    """-> (row without timings, once(): one blocking training step) for one (kind, impl, size, T)."""
     B = max(1, tokens // seq_len)
     model = TransformerLM(vocab_size=vocab, d_model=d_model, num_layers=layers, num_heads=heads, mlp_ratio=4,
                           attention=_mixer(kind, impl), max_len=seq_len, activation="gelu", dtype=dtype)
@@ -69,9 +69,21 @@ def bench_one(kind: str, impl: str, d_model: int, layers: int, heads: int, seq_l
         state[0], state[1], loss = step(state[0], state[1], x, y)
         jax.block_until_ready(loss)
 
-    t = timed(once, repeats, reduce=min)
-    return {"kind": kind, "impl": "softmax" if kind == "softmax" else impl, "d_model": d_model, "T": seq_len,
-            "B": B, "params": param_count(params), "step_s": t, "tokens_per_s": B * seq_len / t}
+    row = {"kind": kind, "impl": "softmax" if kind == "softmax" else impl, "d_model": d_model, "T": seq_len,
+           "B": B, "params": param_count(params)}
+    return row, once
+
+
+def time_rows(fns, repeats: int) -> list[float]:
+    """Fastest of ``repeats`` calls of each fn, compiled first and then timed round-robin (one call of each per
+    round), so that load from other processes, which comes and goes, falls on every row alike."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], timed(fn, 1, warmup=False))
+    return best
 
 
 def run(d_models, seq_lens, kinds, impls, layers: int, heads: int, tokens: int, vocab: int, repeats: int,
@@ -83,16 +95,15 @@ def run(d_models, seq_lens, kinds, impls, layers: int, heads: int, tokens: int, 
     print_fn(f"|{'-' * 9}|{'-' * 7}|{'-' * 6}|{'-' * 11}|{'-' * 9}|{'-' * 11}|{'-' * 12}|{'-' * 12}|")
     for d in d_models:
         for T in seq_lens:
-            ref = None
-            for kind in ["softmax"] + [k for k in kinds if k != "softmax"]:
-                for impl in (["softmax"] if kind == "softmax" else impls):
-                    r = bench_one(kind, impl, d, layers, heads, T, tokens, vocab, repeats)
-                    if kind == "softmax":
-                        ref = r["tokens_per_s"]
-                    r["vs_softmax"] = r["tokens_per_s"] / ref
-                    rows.append(r)
-                    print_fn(f"| {d:7d} | {T:5d} | {r['B']:4d} | {kind:<9} | {r['impl']:<7} | "
-                             f"{1e3 * r['step_s']:9.2f} | {r['tokens_per_s']:10.0f} | {r['vs_softmax']:9.2f}x |")
+            cell = [build(kind, impl, d, layers, heads, T, tokens, vocab)
+                    for kind in ["softmax"] + [k for k in kinds if k != "softmax"]
+                    for impl in (["softmax"] if kind == "softmax" else impls)]
+            times = time_rows([fn for _, fn in cell], repeats)
+            for (r, _), t in zip(cell, times):
+                r.update(step_s=t, tokens_per_s=r["B"] * T / t, vs_softmax=times[0] / t)
+                rows.append(r)
+                print_fn(f"| {d:7d} | {T:5d} | {r['B']:4d} | {r['kind']:<9} | {r['impl']:<7} | "
+                         f"{1e3 * t:9.2f} | {r['tokens_per_s']:10.0f} | {r['vs_softmax']:9.2f}x |")
     return rows
 
 
@@ -110,7 +121,7 @@ def main(argv=None):
     p.add_argument("--heads", type=int, default=None)
     p.add_argument("--tokens", type=int, default=None, help="tokens per step (default 2048; --large: 65536)")
     p.add_argument("--vocab", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args(argv)
     big = a.large
     d_models = [int(s) for s in (a.d_models or ("512,1024" if big else "64")).split(",")]
