@@ -9,7 +9,7 @@ the loss Hessian and Adam's preconditioned sharpness Î»1(P^-1/2 H P^-1/2), P = â
 the preconditioned sharpness against it, per weight decay (panels) and lr (colours). The preconditioned sharpness
 is NaN at step 0 (no second-moment estimate before Adam's first update).
 
-CPU time: ~3 min, 2 cores
+CPU time: ~5.5 min CPU (23 min wall on 2 cores at load ~15)
 """
 from jaxlab.schema import base_config
 
