@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxlab import cli
 from jaxlab import data as data_lib
 from jaxlab.bench import timed
-from jaxlab.eos import _r, eos_plots, eos_summary, format_table
+from jaxlab.eos import _r, eos_plots, eos_summary, format_table, sharpness_key
 from jaxlab.experiment import run_grid, write_grid_outputs
 from jaxlab.train import Compiled, default_hp, make_train
 
@@ -59,9 +59,10 @@ def write_eos_outputs(results, config, workdir: str, print_table: bool = True, t
     if claim is not None:
         eos["claim"] = claim(eos["eos"])
     cost = curvature_cost(config) if config.curvature.every else {}
-    eos_plots(results, config, workdir, title=title or f"{config.model.name}: sharpness vs 2/η per weight decay")
+    what = "preconditioned sharpness vs (2+2β1)/((1−β1)η)" if config.optim.name == "adam" else "sharpness vs 2/η"
+    eos_plots(results, config, workdir, title=title or f"{config.model.name}: {what} per weight decay")
     summary = write_grid_outputs(results, workdir, extra_summary={**eos, **cost},
-                                 keys=("train_loss", "sharpness", "test_accuracy"))
+                                 keys=("train_loss", sharpness_key(config), "test_accuracy"))
     if print_table:
         print(format_table(eos["eos"]))
         if cost:

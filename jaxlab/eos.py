@@ -37,6 +37,11 @@ def alive_records(records: Sequence[dict], summary: dict | None = None) -> list[
     return list(records)
 
 
+def sharpness_key(config) -> str:
+    """The recorded curvature config's optimiser's threshold applies to (for plots and curves of a sweep)."""
+    return compared_key(config.optim.name)
+
+
 def record_key(records: Sequence[dict], optimizer: str | None = None) -> str:
     """Which recorded curvature the run's eos_threshold applies to: the optimiser's (``compared_key``), or without
     a name the first recorded of Adam's preconditioned sharpness, ZO-GD's effective sharpness, λ1."""
@@ -111,7 +116,8 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9, optimizer: str 
     hit = np.nonzero(ratio >= reach)[0]
     end = int(hit[0]) if hit.size else len(ratio) - 1
     out["steps_to_reach"] = int(steps[end]) if hit.size else None
-    start = int(np.argmin(ratio[: end + 1]))
+    head = ratio[: end + 1]  # Adam's ratio is NaN before its first update
+    start = int(np.nanargmin(head)) if np.isfinite(head).any() else 0
     dt = steps[end] - steps[start]
     out["sharpening_rate"] = _r(1000.0 * (ratio[end] - ratio[start]) / dt) if dt > 0 else None
     out["ratio_std_last_half"] = _r(ratio[h2].std())

@@ -13,7 +13,8 @@ from jaxlab.config import require, require_choice
 
 
 def _flat(out, labels):
-    out = out.reshape(-1, out.shape[-1]).astype(jnp.float32)
+    out = out.reshape(-1, out.shape[-1])
+    out = out.astype(jnp.promote_types(out.dtype, jnp.float32))  # bf16 logits in float32; float64 stays float64
     labels = labels.reshape(-1)
     mask = (labels >= 0).astype(jnp.float32)
     return out, jnp.maximum(labels, 0), mask

@@ -24,9 +24,22 @@ def rope(x, positions, base: float = 10000.0):
     freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
     angles = positions[:, None].astype(jnp.float32) * freqs[None, :]          # [T, half]
     sin, cos = jnp.sin(angles)[None, :, None, :], jnp.cos(angles)[None, :, None, :]
-    x1, x2 = x[..., :half].astype(jnp.float32), x[..., half:].astype(jnp.float32)
+    acc = jnp.promote_types(x.dtype, jnp.float32)  # float32 for low precision, float64 kept (Hessian tests)
+    x1, x2 = x[..., :half].astype(acc), x[..., half:].astype(acc)
     out = jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
     return out.astype(x.dtype)
+
+
+def dot_product_attention(q, k, v, causal: bool):
+    """q, k, v: [B, T, H, Dh] -> [B, T, H, Dh]. jax.nn.dot_product_attention (cuDNN when it fits) computes the
+    softmax in float32 whatever the inputs; float64 inputs (dense-Hessian tests) take the plain form instead."""
+    if q.dtype != jnp.float64:
+        return jax.nn.dot_product_attention(q, k, v, is_causal=causal)
+    logits = jnp.einsum("bthd,bshd->bhts", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+    if causal:
+        T = q.shape[1]
+        logits = jnp.where(jnp.tril(jnp.ones((T, T), bool)), logits, -jnp.inf)
+    return jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(logits, axis=-1), v)
 
 
 class QKVProjection(nn.Module):
@@ -68,5 +81,5 @@ class SoftmaxAttention(nn.Module):
         q, k, v = QKVProjection(self.num_heads, self.d_model, self.dtype)(x)
         pos = jnp.arange(x.shape[1])
         q, k = rope(q, pos), rope(k, pos)
-        o = jax.nn.dot_product_attention(q, k, v, is_causal=self.causal)
+        o = dot_product_attention(q, k, v, self.causal)
         return OutProjection(self.d_model, self.dtype)(o)

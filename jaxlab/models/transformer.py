@@ -48,4 +48,4 @@ class TransformerLM(nn.Module):
             x = Block(self.d_model, self.num_heads, self.mlp_ratio, self.attention, self.activation, self.dtype,
                       name=f"block_{i}")(x)
         x = nn.RMSNorm(dtype=self.dtype, name="norm_out")(x)
-        return embed.attend(x.astype(jnp.float32))
+        return embed.attend(x.astype(jnp.promote_types(self.dtype, jnp.float32)))  # float64 models stay float64

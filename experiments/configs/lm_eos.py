@@ -1,0 +1,44 @@
+"""Edge of stability of a Transformer LM under Adam: full-batch Adam on MQAR (256 sequences of 32 tokens, 4
+key-value pairs), 2-layer softmax LM (d_model 32), masked token-mean cross-entropy over the query positions.
+
+    python -m experiments.eos_weight_decay --config=experiments/configs/lm_eos.py --workdir runs/lm_eos
+
+Tracks, every 25 steps on a fixed batch of 64 training sequences (curvature.num_examples), the sharpness λ1 of
+the loss Hessian and Adam's preconditioned sharpness λ1(P^-1/2 H P^-1/2), P = √v̂ + ε, against Adam's threshold
+(2+2β1)/((1−β1)η) (Cohen et al., "Adaptive gradient methods at the edge of stability"); eos_sharpness.png draws
+the preconditioned sharpness against it, per weight decay (panels) and lr (colours). The preconditioned sharpness
+is NaN at step 0 (no second-moment estimate before Adam's first update).
+
+CPU time: ~5.5 min CPU (23 min wall on 2 cores at load ~15)
+"""
+from jaxlab.schema import base_config
+
+
+def get_config():
+    c = base_config()
+    c.data.name = "mqar"
+    c.data.seq_len = 32
+    c.data.vocab_size = 32
+    c.data.num_kv_pairs = 4
+    c.data.num_examples = 256
+    c.model.name = "transformer"
+    c.model.d_model = 32
+    c.model.num_layers = 2
+    c.model.num_heads = 2
+    c.model.mlp_ratio = 2
+    c.model.max_len = 32
+    c.model.activation = "gelu"
+    c.loss.name = "cross_entropy"
+    c.optim.name = "adam"
+    c.optim.lr = 3e-3
+    c.optim.wd_variant = "decoupled"
+    c.train.steps = 300
+    c.train.batch_size = 0                   # full batch: the EoS setting
+    c.train.log_every = 25
+    c.train.eval_every = 0
+    c.curvature.every = 25
+    c.curvature.quantities = ("sharpness",)  # + "preconditioned", added for Adam by the tracker
+    c.curvature.num_examples = 64
+    c.curvature.num_iters = 10               # warm-started from the previous measurement
+    c.sweep.axes = "optim.lr=0.003,0.01;optim.weight_decay=0,0.1"
+    return c

@@ -1,0 +1,37 @@
+"""MQAR recall vs state size at the scale of Zoology's Figure 2 (Arora et al. 2023), for a GPU/TPU.
+
+    python -m experiments.mqar_recall --config=experiments/configs/mqar_recall_paper.py --workdir runs/mqar_paper
+
+Vocabulary 8,192, sequences of 256 tokens, 16/32/64 key-value pairs, 2-layer LMs of width 64-512 with one head
+(state d_model² per layer for the linear kinds), 100,000 training sequences, ~50 epochs of AdamW (batch 256,
+20,000 steps, cosine, lr 1e-3), 3 seeds vmapped; recall on 1,024 held-out sequences. Zoology sweeps the lr per
+model and reports the best; sweep optim.lr here (traced: one program) to do the same. 4 kinds × 4 widths × 3
+pair counts = 48 structural groups. Evaluation logits are [2,048, 256, 8,192] per chunk and run: keep
+train.eval_examples and data.num_test small.
+
+CPU time: not for a CPU (hours per group)
+"""
+from experiments.configs.mqar_recall import get_config as small
+
+
+def get_config():
+    c = small()
+    c.data.seq_len = 256
+    c.data.vocab_size = 8192
+    c.data.num_kv_pairs = 64
+    c.data.num_examples = 100_000
+    c.data.num_test = 1024
+    c.model.max_len = 256
+    c.model.num_heads = 1
+    c.optim.lr = 1e-3
+    c.optim.weight_decay = 0.1
+    c.optim.schedule.warmup_steps = 1000
+    c.train.steps = 20_000
+    c.train.batch_size = 256
+    c.train.log_every = 500
+    c.train.eval_every = 2000
+    c.train.eval_examples = 1024
+    c.sweep.seeds = 3
+    c.sweep.axes = ("model.attention=softmax,linear,retention,gla;model.d_model=64,128,256,512;"
+                    "data.num_kv_pairs=16,32,64")
+    return c

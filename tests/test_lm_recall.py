@@ -1,0 +1,50 @@
+"""experiments.mqar_recall's bookkeeping on hand-made results: state sizes, recall rows (mean over seeds of the final
+test accuracy), the plot; and the EoS summary of Adam runs (preconditioned sharpness NaN before the first update)."""
+import math
+import os
+from types import SimpleNamespace
+
+from experiments import mqar_recall
+from experiments.configs.mqar_recall import get_config
+from jaxlab.eos import eos_run_summary
+
+
+def test_state_size_per_kind():
+    assert mqar_recall.state_size("gla", 32, 2, 64) == 2 * 16 * 16        # d_k·d_v per head × heads
+    assert mqar_recall.state_size("linear", 64, 1, 64) == 64 * 64
+    assert mqar_recall.state_size("softmax", 32, 2, 64) == 2 * 64 * 32    # KV cache: keys and values
+
+
+def _run(kind, d, kv, seed, accs):
+    recs = [{"step": 100 * i, "test_accuracy": a} for i, a in enumerate(accs)]
+    coords = {"seed": seed, "model.attention": kind, "model.d_model": d, "data.num_kv_pairs": kv}
+    return SimpleNamespace(coords=coords, result=SimpleNamespace(
+        records=recs, summary={"final_test_accuracy": accs[-1], "diverged": False}))
+
+
+def test_recall_rows_and_plot(tmp_path):
+    config = get_config()
+    results = [_run("softmax", 16, 2, 0, [0.1, 0.9, 0.8]), _run("softmax", 16, 2, 1, [0.1, 0.5, 0.6]),
+               _run("gla", 16, 2, 0, [0.1, 0.2, 0.3]), _run("gla", 16, 2, 1, [0.1, 0.3, 0.1])]
+    rows = mqar_recall.recall_rows(results, config)
+    assert [r["attention"] for r in rows] == ["softmax", "gla"]
+    soft, gla = rows
+    assert math.isclose(soft["recall"], 0.7) and math.isclose(soft["recall_std"], 0.1)
+    assert math.isclose(soft["best_recall"], 0.75) and math.isclose(gla["recall_min"], 0.1)
+    assert soft["state_size"] == 2 * config.data.seq_len * 16 and gla["state_size"] == 16 * 16 // config.model.num_heads
+    path = mqar_recall.plot_recall(rows, os.path.join(tmp_path, "recall.png"))
+    assert os.path.getsize(path) > 0
+    assert "| 2" in mqar_recall.format_table(rows)
+
+
+def test_eos_summary_of_adam_records():
+    nan = float("nan")
+    recs = [{"step": 0, "sharpness": 5.0, "preconditioned_sharpness": nan, "sharpness_ratio": nan,
+             "eos_threshold": 380.0, "train_loss": 3.0}]
+    recs += [{"step": s, "sharpness": 5.0 + s, "preconditioned_sharpness": 100.0 + s, "eos_threshold": 380.0,
+              "sharpness_ratio": (100.0 + s) / 380.0, "train_loss": 3.0 - s / 100} for s in (25, 50, 75, 100)]
+    out = eos_run_summary(recs)
+    # the curvature Adam's threshold applies to, from the first update on (step 0's NaN is not a measurement)
+    assert out["compared"] == "preconditioned_sharpness" and out["num_measurements"] == 4
+    assert out["final_sharpness"] == 200.0 and out["last_quarter_sharpness"] == 187.5
+    assert math.isclose(out["final_ratio"], 200 / 380, rel_tol=1e-4) and out["sharpening_rate"] is not None
