@@ -26,7 +26,7 @@ from jaxlab import data as data_lib
 from jaxlab.schema import base_config
 from jaxlab.sweep import sweep
 from jaxlab.sweep.batched import BatchedCompiled, make_mesh
-from jaxlab.train import Compiled, drive, make_record, make_train, run
+from jaxlab.train import Compiled, default_hp, drive, make_record, make_train, run
 
 
 def eos_config(model: str, steps: int):
@@ -100,7 +100,7 @@ def bench_training(config, ds, seeds: int, repeats: int, xla_steps: int) -> list
         bt = trainer_for(config, ds, impl)
         fns = Compiled(bt)
         data = bt.device_data(ds)
-        hp = {k: jnp.float32(v) for k, v in bt.default_hp().items()}
+        hp = {k: jnp.float32(v) for k, v in default_hp(config).items()}
 
         def one(seed):
             state = fns.init(jax.random.PRNGKey(seed), hp)
@@ -110,7 +110,7 @@ def bench_training(config, ds, seeds: int, repeats: int, xla_steps: int) -> list
         tseq = timed(lambda: [one(s) for s in range(seeds)], 1, warmup=False)  # compiled by the line above
         bfns = BatchedCompiled(bt, mesh)
         keys = bfns.put_runs(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in range(seeds)]))
-        bhp = bfns.put_runs({k: np.full(seeds, v, np.float32) for k, v in bt.default_hp().items()})
+        bhp = bfns.put_runs({k: np.full(seeds, v, np.float32) for k, v in default_hp(config).items()})
 
         def vm():
             jax.block_until_ready(drive(config, bfns, bfns.init(keys, bhp), bhp, data, _per_run_records(seeds)))
