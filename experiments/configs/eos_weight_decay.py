@@ -32,7 +32,7 @@ def get_config():
     c.train.log_every = 10
     c.train.eval_every = 100
     c.curvature.every = 50
-    c.curvature.quantities = ("sharpness", "eig_gap")
+    c.curvature.quantities = ("sharpness", "eig_gap", "ntk")   # ntk: function-space curvature vs the same threshold
     c.curvature.num_iters = 10               # warm-started from the previous measurement (curvature.warm_start)
     c.sweep.axes = "optim.lr=0.1,0.2;optim.weight_decay=0,0.002,0.005,0.01"
     return c
