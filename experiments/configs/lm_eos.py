@@ -11,34 +11,24 @@ is NaN at step 0 (no second-moment estimate before Adam's first update).
 
 CPU time: ~5.5 min CPU (23 min wall on 2 cores at load ~15)
 """
-from jaxlab.schema import base_config
+from experiments.configs.mqar_recall import get_config as mqar_config
 
 
 def get_config():
-    c = base_config()
-    c.data.name = "mqar"
-    c.data.seq_len = 32
-    c.data.vocab_size = 32
-    c.data.num_kv_pairs = 4
+    c = mqar_config()                        # the same data, model and Adam as the recall experiment, then:
     c.data.num_examples = 256
-    c.model.name = "transformer"
-    c.model.d_model = 32
-    c.model.num_layers = 2
-    c.model.num_heads = 2
-    c.model.mlp_ratio = 2
-    c.model.max_len = 32
-    c.model.activation = "gelu"
-    c.loss.name = "cross_entropy"
-    c.optim.name = "adam"
-    c.optim.lr = 3e-3
+    c.optim.schedule.name = "constant"       # a constant step: the threshold 38/η stays put
+    c.optim.schedule.warmup_steps = 0
     c.optim.wd_variant = "decoupled"
     c.train.steps = 300
     c.train.batch_size = 0                   # full batch: the EoS setting
     c.train.log_every = 25
     c.train.eval_every = 0
+    c.train.eval_examples = 0
     c.curvature.every = 25
     c.curvature.quantities = ("sharpness",)  # + "preconditioned", added for Adam by the tracker
     c.curvature.num_examples = 64
     c.curvature.num_iters = 10               # warm-started from the previous measurement
+    c.sweep.seeds = 1
     c.sweep.axes = "optim.lr=0.003,0.01;optim.weight_decay=0,0.1"
     return c

@@ -20,7 +20,6 @@ from jaxlab.curvature.dimension import sharpness_dimension
 from jaxlab.curvature.lanczos import lanczos
 from jaxlab.curvature.ntk import ntk_top_eigenvalues
 from jaxlab.curvature.preconditioned import adam_preconditioner, adam_threshold, find_adam_state, preconditioned_matvec
-from jaxlab.curvature.spectrum import hutchinson_trace
 
 
 class Context(NamedTuple):
@@ -37,6 +36,7 @@ class Context(NamedTuple):
     eigvecs: Any = None
     residuals: Any = None
     dense_eigvals: Any = None  # [d] ascending: the full Hessian spectrum, when a quantity needs it
+    trace: Any = None          # (mean, stderr) of the Hutchinson trace, when a quantity needs it
 
 
 class Quantity(NamedTuple):
@@ -44,15 +44,17 @@ class Quantity(NamedTuple):
     needs_eigs: bool = False        # reads the shared top-k Lanczos eigenvalues
     needs_vectors: bool = False     # ... and their eigenvectors
     needs_dense: bool = False       # reads the full spectrum of the dense Hessian (small models only)
+    needs_trace: bool = False       # reads the shared Hutchinson trace (mean, stderr)
 
 
 QUANTITIES: dict[str, Quantity] = {}
 
 
-def register_quantity(name: str, needs_eigs: bool = False, needs_vectors: bool = False, needs_dense: bool = False):
+def register_quantity(name: str, needs_eigs: bool = False, needs_vectors: bool = False, needs_dense: bool = False,
+                      needs_trace: bool = False):
     """Decorator: ``fn(ctx: Context) -> {key: scalar}`` recorded under ``curvature.quantities`` name ``name``."""
     def deco(fn):
-        QUANTITIES[name] = Quantity(fn, needs_eigs, needs_vectors, needs_dense)
+        QUANTITIES[name] = Quantity(fn, needs_eigs, needs_vectors, needs_dense, needs_trace)
         return fn
     return deco
 
@@ -116,9 +118,9 @@ def _eig_gap(ctx: Context) -> dict:
     return out
 
 
-@register_quantity("trace")
+@register_quantity("trace", needs_trace=True)
 def _trace(ctx: Context) -> dict:
-    mean, stderr = hutchinson_trace(ctx.matvec, ctx.params, jax.random.fold_in(ctx.key, 1), ctx.tracker.trace_samples)
+    mean, stderr = ctx.trace
     return {"hessian_trace": mean, "hessian_trace_stderr": stderr}
 
 
@@ -172,10 +174,10 @@ def _sharpness_dim(ctx: Context) -> dict:
     return {"sharpness_dim": sharpness_dimension(ctx.eigvals, ctx.numbers["lr"], dim=d, bulk="smallest")}
 
 
-@register_quantity("zo_stability", needs_eigs=True)
+@register_quantity("zo_stability", needs_eigs=True, needs_trace=True)
 def _zo_stability(ctx: Context) -> dict:
     n = ctx.tracker.zo_directions
-    tr, _ = hutchinson_trace(ctx.matvec, ctx.params, jax.random.fold_in(ctx.key, 1), ctx.tracker.trace_samples)
+    tr, _ = ctx.trace
     lam = ctx.eigvals[0]
     # 2/η* from the bounds 2n/(tr + (n+1)λ1) ≤ η* ≤ min(2n/tr, 2n/((n+1)λ1)) (PSD H)
     lower, upper = jnp.maximum(tr, (n + 1) * lam) / n, (tr + (n + 1) * lam) / n

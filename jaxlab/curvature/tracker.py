@@ -54,6 +54,7 @@ import ml_collections
 from jaxlab.config import require, require_choice
 from jaxlab.curvature.hvp import make_hvp
 from jaxlab.curvature.lanczos import lanczos
+from jaxlab.curvature.spectrum import hutchinson_trace
 from jaxlab.curvature.quantities import (QUANTITIES, Context, compared, dense_hessian_eigvalsh, quantity_names,
                                          stability_threshold, uses_preconditioner)
 from jaxlab.tree import tree_random_normal, tree_vdot
@@ -132,6 +133,8 @@ class Tracker:
             ev, vecs, res = lanczos(matvec, params, key, self.num_iters, k=self.k, return_vectors=need_vecs, v0=v0,
                                     return_residuals=True)
             ctx = ctx._replace(eigvals=ev, eigvecs=vecs, residuals=res)
+        if any(QUANTITIES[n].needs_trace for n in self.quantities):  # once, however many quantities read it
+            ctx = ctx._replace(trace=hutchinson_trace(matvec, params, jax.random.fold_in(key, 1), self.trace_samples))
         if any(QUANTITIES[n].needs_dense for n in self.quantities):
             ctx = ctx._replace(dense_eigvals=dense_hessian_eigvalsh(self.loss_fn, params, batch))
         out = {}
@@ -186,7 +189,7 @@ def check(config):
     require(c.num_iters >= k, "curvature.num_iters", c.num_iters,
             f"must be >= the {k} eigenvalues asked for (curvature.k, and 2 for eig_gap)")
     require(c.chunk_size >= 0, "curvature.chunk_size", c.chunk_size, "must be >= 0 (0 = the whole set at once)")
-    if "trace" in names:
+    if any(QUANTITIES[n].needs_trace for n in names):
         require(c.trace_samples > 0, "curvature.trace_samples", c.trace_samples, "must be > 0")
     if "preconditioned" in names:
         require(config.optim.name == "adam", "curvature.quantities", c.quantities,
