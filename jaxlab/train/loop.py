@@ -65,7 +65,7 @@ class Compiled:
     by :meth:`put_data` (examples over data × fsdp), and GSPMD inserts the reductions. Same numbers as one device
     up to float32 reduction order."""
 
-    def __init__(self, trainer: Trainer, mesh=None):  # noqa: D107
+    def __init__(self, trainer: Trainer, mesh=None):
         self.mesh = mesh if mesh is not None and mesh.size > 1 else None
         if self.mesh is None:
             self.init = jax.jit(trainer.init)
