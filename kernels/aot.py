@@ -62,10 +62,11 @@ class Case:
 
 
 def matrix(quick: bool = False):
-    """dtype x D x decay, plus normalize and state (with the gate) at bf16 D 64 and 128. quick: bf16 only."""
+    """dtype x D x decay, plus state (with the gate, with and without normalize) at bf16 D 64 and 128, and
+    normalize without gate or state at D 128. quick: bf16 only."""
     dtypes = ("bfloat16",) if quick else ("bfloat16", "float32")
     cases = [Case(dt, D, decay) for dt in dtypes for D in (64, 128) for decay in (False, True)]
-    cases += [Case("bfloat16", D, True, normalize=True, state=True) for D in (64, 128)]
+    cases += [Case("bfloat16", D, True, normalize=norm, state=True) for D in (64, 128) for norm in (False, True)]
     cases += [Case("bfloat16", 128, False, normalize=True)]
     return cases
 
@@ -96,8 +97,9 @@ def _sds_factory(sharding):
 
 # ---------------------------------------------------------------- GPU (Triton -> PTX -> ptxas)
 
-def triton_kernels(case: Case):
-    """-> {kernel: (ttir text, num_warps, num_stages)} from the cuda lowering."""
+def triton_kernels(case: Case, grids: dict | None = None):
+    """-> {kernel: (ttir text, num_warps, num_stages)} from the cuda lowering; grids, if given, receives
+    {kernel: number of programs}."""
     from jax._src.interpreters import mlir
     from jax._src.lib import triton as jax_triton
     from jax._src.lib.mlir import ir
@@ -114,6 +116,9 @@ def triton_kernels(case: Case):
                     if op_name == "stablehlo.custom_call" and "triton" in str(attrs["call_target_name"]):
                         cfg = ir.DictAttr(o.attributes["mhlo.backend_config"])
                         name = ir.StringAttr(cfg["name"]).value.removeprefix("linear_attention_")
+                        if grids is not None:
+                            grids[name] = _prod("x".join(str(ir.IntegerAttr(cfg[f"grid_{a}"]).value)
+                                                         for a in "xyz"))
                         found[name] = (ir.StringAttr(cfg["ir"]).value_bytes,
                                        ir.IntegerAttr(cfg["num_warps"]).value, ir.IntegerAttr(cfg["num_stages"]).value)
                     walk(o.operation)
@@ -123,6 +128,44 @@ def triton_kernels(case: Case):
     jax_triton.dialect.register_dialect(ctx)
     with ctx:  # bytecode -> text: triton's parser reads text written by a different MLIR build
         return {n: (str(ir.Module.parse(bc)), w, s) for n, (bc, w, s) in found.items()}
+
+
+_DOT = re.compile(r"tt\.dot .*: tensor<(\d+)x(\d+)x\w+> \* tensor<\d+x(\d+)x\w+>")
+_VEC = re.compile(r"= (?:arith\.(?:addf|subf|mulf|divf|maxnumf|minnumf)|math\.exp2) .*: tensor<([\dx]+)xf\d+>$")
+_RED = re.compile(r"\"tt\.reduce\"\(.*\(tensor<([\dx]+)xf\d+>\)")
+
+
+def chunk_flops(ttir: str) -> dict:
+    """Floating-point work of one trip through a kernel's chunk loop (its outermost scf.for), read from
+    the Triton IR: matmul FLOPs (2 M K N per tt.dot) and vector FLOPs (one per element of every float
+    add/sub/mul/div/max/exp2 and per input element of every reduction). Times the chunk count and the
+    grid size, this is the kernel's work; the few operations outside the loop are left out."""
+    dot = vec = 0
+    depth = None
+    for line in ttir.splitlines():
+        if depth is None:
+            if "scf.for" in line:
+                depth = line.count("{") - line.count("}")
+            continue
+        m = _DOT.search(line)
+        if m:
+            M, K, N = map(int, m.groups())
+            dot += 2 * M * K * N
+        else:
+            m = _VEC.search(line.strip()) or _RED.search(line)
+            if m:
+                vec += _prod(m.group(1))
+        depth += line.count("{") - line.count("}")
+        if depth <= 0:
+            break
+    return {"dot_flops": dot, "vec_flops": vec}
+
+
+def _prod(dims: str) -> int:
+    n = 1
+    for d in dims.split("x"):
+        n *= int(d)
+    return n
 
 
 _PTXAS = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads.*?"
@@ -175,12 +218,16 @@ def gpu_report(cases, archs, workers: int | None = None):
 
     rows, jobs = [], {}
     for case in cases:
-        for name, (ttir, warps, stages) in sorted(triton_kernels(case).items()):
+        grids = {}
+        for name, (ttir, warps, stages) in sorted(triton_kernels(case, grids).items()):
+            f = chunk_flops(ttir)
+            mflop = (f["dot_flops"] + f["vec_flops"]) * grids[name] * -(-case.T // 64) / 1e6  # chunk 64
             for arch in archs:
                 key = (ttir, arch, warps, stages)
                 jobs.setdefault(key, None)
                 rows.append(({"case": case.name, "kernel": name, "arch": arch, "num_warps": warps,
-                              "num_stages": stages}, key))
+                              "num_stages": stages, "programs": grids[name], "mflop": round(mflop),
+                              "vec_share": round(f["vec_flops"] / (f["dot_flops"] + f["vec_flops"]), 4)}, key))
     keys = list(jobs)
     workers = workers or max(1, min(len(keys), os.cpu_count() or 1))
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -221,6 +268,23 @@ def tpu_report(cases, generations):
 
 # ---------------------------------------------------------------- CLI
 
+def normalize_costs(gpu_rows, arch: str = "sm_90"):
+    """Per kernel of every normalize case: its compiled work (mflop: matmul + vector FLOPs x programs x
+    chunks) and registers per thread over those of the same case without normalize."""
+    by = {(r["case"], r["kernel"]): r for r in gpu_rows if r["arch"] == arch and "error" not in r}
+    out = []
+    for (case, kernel), r in sorted(by.items()):
+        if "norm" not in case:
+            continue
+        flags = [f for f in case.split(" ")[2].split("+") if f != "norm"]
+        plain = by.get((" ".join(case.split(" ")[:2] + ["+".join(flags) or "plain"]), kernel))
+        if plain:
+            out.append({"case": case, "kernel": kernel, "mflop_ratio": round(r["mflop"] / plain["mflop"], 3),
+                        "regs": r["regs"], "regs_plain": plain["regs"],
+                        "regs_ratio": round(r["regs"] / plain["regs"], 3)})
+    return out
+
+
 def aot_available() -> dict:
     """Which compilers can be loaded: {'triton': bool, 'libtpu': bool}."""
     import importlib.util
@@ -260,7 +324,10 @@ def main(argv=None):
         out["gpu"] = gpu_report(cases, archs)
         print(f"## GPU (Triton {triton.__version__}, ptxas -v; default config)\n")
         print(_table(out["gpu"], ["case", "kernel", "arch", "regs", "spill_stores", "spill_loads", "smem",
-                                  "num_warps", "num_stages", "error"]))
+                                  "num_warps", "num_stages", "programs", "mflop", "error"]))
+        out["normalize"] = normalize_costs(out["gpu"])
+        print("\n## normalize=True against normalize=False (same dtype, D, gate; sm_90)\n")
+        print(_table(out["normalize"], ["case", "kernel", "mflop_ratio", "regs", "regs_plain", "regs_ratio"]))
     if gens:
         out["tpu"] = tpu_report(cases, gens)
         print("\n## TPU (libtpu, compile-only topology; scoped VMEM bytes per kernel)\n")

@@ -7,8 +7,8 @@
 
 How the variants reduce to the causal core (q pre-scaled; g: [B, T, H] or None; S_0) -> (o, S_T):
   - a fixed per-head decay is broadcast to [B, T, H] (its gradient is summed back by autodiff);
-  - normalize appends a ones column to v, so the running key sum z rides along as the state's last column
-    and o = num / (q.z + eps) (with decay, z decays too);
+  - normalize: o = num / (q.z + eps), z the (decayed) running key sum, the state's last column. The Pallas
+    kernels carry z beside the state (causal); XLA and the bidirectional form append a ones column to v;
   - non-causal without decay is q (K^T V); with decay it is a causal pass plus a causal pass over the
     reversed sequence (gates shifted by one) minus the diagonal, i.e. weights exp(-|G_t - G_s|).
 """
@@ -102,9 +102,11 @@ def _run(impl, interpret, q, k, v, g, s0, *, normalize, causal, want_state, chun
         o, s = reference.quadratic(q, k, v, g, scale=scale, causal=causal, normalize=normalize, initial_state=s0)
         return o.astype(dtype), (s if want_state else None)
     q = (q * scale).astype(dtype)
+    core = _core_fn(impl, chunk_size, interpret)
+    if normalize and causal and impl != "xla":  # the kernels keep the key sum beside the state (chunk_math)
+        return core(q, k, v, g, s0, want_state, normalize=True)
     if normalize:
         v = jnp.concatenate([v, jnp.ones(v.shape[:-1] + (1,), dtype)], axis=-1)
-    core = _core_fn(impl, chunk_size, interpret)
     if causal:
         o, s = core(q, k, v, g, s0, want_state)
     else:
@@ -126,8 +128,8 @@ def _core_fn(impl, chunk_size, interpret):
     backend = impl.removeprefix("pallas_")
     cfg = pallas.default_config(backend, chunk_size, bool(interpret) if interpret != "tpu" else interpret)
 
-    def core(q, k, v, g, s0, want_state):
-        return pallas.causal_core(q, k, v, g, s0, cfg, want_state)
+    def core(q, k, v, g, s0, want_state, normalize=False):
+        return pallas.causal_core(q, k, v, g, s0, cfg, want_state, normalize)
     return core
 
 

@@ -21,6 +21,15 @@ kernels emit "gate rows" that split this sum by where s and t lie relative to r'
 (dv), s before / t inside (dq), s inside / t after (dk), s before / t after (dv). Summing pair terms
 directly avoids the usual q.dq - k.dk identity followed by a reverse cumsum over the whole sequence,
 which cancels catastrophically (its float32 error grows with T times the decay rate).
+
+Normaliser (normalize=True). den_t is the forward with v replaced by a ones column, so its state is a key
+sum z: [1, Dk] and its tiles are row/column sums, not matmuls: den = rowsum(q k^T * W) + (q e_q) . z,
+z' = e_C z + colsum(k e_k). Kernels keep z (and in the backward dz) beside S instead of appending the
+column to v, which would pad Dv 128 to 256 and double every tile. In the backward the ones column's
+cotangent is dden_t = -(do_t . o_t) / (den_t + eps) and v's is do / (den + eps) (both computed by the
+caller); it adds dden_t to every entry of row t of do v^T (dq, dk), dden z to dq's inter-chunk term and
+dz to dk's, and its decay-gradient pairs: in the chunk (dv, one feature block only), spanning it
+(`span_rows`, from the per-chunk z and dz the dq and dk sweeps store).
 """
 from __future__ import annotations
 
@@ -28,6 +37,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from .reference import NORMALIZE_EPS
 
 F32 = jnp.float32
 LOG2E = 1.4426950408889634  # log2(e): natural-log decays times this are base-2 exponents
@@ -40,6 +51,15 @@ class Decay(NamedTuple):
     e_q: jax.Array | None      # [C, 1]
     e_k: jax.Array | None      # [C, 1]
     e_c: jax.Array | None      # scalar or [1, 1]
+
+
+class Norm(NamedTuple):
+    """The normaliser's backward operands (pallas.py -> kernels): dden [B, H, T] float32, the ones
+    column's cotangent; z0, dzT: [B, H, 1, Dk] float32 key sum entering / its gradient leaving, or None."""
+
+    dden: jax.Array
+    z0: jax.Array | None
+    dzT: jax.Array | None
 
 
 def decay(C: int, b_col=None, b_row=None, b_last=None) -> Decay:
@@ -72,55 +92,92 @@ def _decay_state(S, d: Decay):
     return S if d.e_c is None else S * d.e_c
 
 
-def fwd(q, k, v, S, d: Decay, precision=None):
-    """-> (o [C, BV] float32, S' [Dk, BV] float32)."""
+def fwd(q, k, v, S, d: Decay, precision=None, z=None):
+    """-> (o [C, BV] float32, S' [Dk, BV] float32, z' [1, Dk], den [C, 1]); with z (normalize: the key sum
+    entering the chunk, [1, Dk] float32) o is divided by den + eps, else z' and den are None."""
     s = _weigh(_dot(q, k, tb=True, precision=precision), d)
+    qe = _scale_rows(q, d.e_q)
+    den = None
+    if z is not None:  # before the matmuls, so the float32 tile s need not outlive them
+        den = _rowsum(s) + _rowsum(qe.astype(F32) * z)
     o = _dot(s.astype(v.dtype), v, precision=precision)
-    o = o + _dot(_scale_rows(q, d.e_q), S.astype(q.dtype), precision=precision)
-    S = _decay_state(S, d) + _dot(_scale_rows(k, d.e_k), v, ta=True, precision=precision)
-    return o, S
+    o = o + _dot(qe, S.astype(q.dtype), precision=precision)
+    ke = _scale_rows(k, d.e_k)
+    S = _decay_state(S, d) + _dot(ke, v, ta=True, precision=precision)
+    if z is not None:
+        o = o / (den + NORMALIZE_EPS)
+        z = _key_sum(z, ke, d)
+    return o, S, z, den
 
 
-def dq(k, v, do, S, d: Decay, precision=None, q=None):
-    """k: [C, BK]; v, do: [C, Dv]; S: [BK, Dv] -> (dq [C, BK], S', gate rows [C, 1] or None).
+def _key_sum(z, xe, d: Decay, w=None):
+    """e_C z + colsum(xe w): the normaliser's state update ([1, D]). xe: the decay-scaled rows the state's
+    matmul uses too (no second float32 copy of the tile); w: per-row weights [C, 1] or None."""
+    x = xe.astype(F32)
+    x = x if w is None else x * w
+    return _decay_state(z, d) + jnp.sum(x, axis=0, keepdims=True)
+
+
+def _do_v(do, v, d: Decay, dden, precision):
+    """(do v^T + dden 1^T) * W: [C, C]; dden ([C, 1], the ones column's cotangent) only with normalize."""
+    p = _dot(do, v, tb=True, precision=precision)
+    return _weigh(p if dden is None else p + dden, d)
+
+
+def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
+    """k: [C, BK]; v, do: [C, Dv]; S: [BK, Dv] -> (dq [C, BK], S', z', gate rows [C, 1] or None).
+    Normalize: z [1, BK] entering the chunk and dden [C, 1]; else both None (z' None).
 
     Gate rows (given q): pairs (s before the chunk, t = this row): e_q q_t . (do_t S^T), summed over the block."""
-    p = _weigh(_dot(do, v, tb=True, precision=precision), d)
+    p = _do_v(do, v, d, dden, precision)
     inter = _dot(do, S.astype(do.dtype), tb=True, precision=precision)
+    if z is not None:
+        inter = inter + dden * z
     if d.e_q is not None:
         inter = inter * d.e_q
     rows = None if q is None else _rowsum(q.astype(F32) * inter)
     out = _dot(p.astype(k.dtype), k, precision=precision) + inter
-    S = _decay_state(S, d) + _dot(_scale_rows(k, d.e_k), v, ta=True, precision=precision)
-    return out, S, rows
+    ke = _scale_rows(k, d.e_k)
+    S = _decay_state(S, d) + _dot(ke, v, ta=True, precision=precision)
+    if z is not None:
+        z = _key_sum(z, ke, d)
+    return out, S, z, rows
 
 
-def dk(q, v, do, dS, d: Decay, precision=None, k=None):
+def dk(q, v, do, dS, d: Decay, precision=None, k=None, dz=None, dden=None):
     """q: [C, BK]; v, do: [C, Dv]; dS: [BK, Dv] (gradient of the state leaving the chunk)
-    -> (dk, dS entering, gate rows [C, 1] or None).
+    -> (dk, dS entering, dz entering, gate rows [C, 1] or None). Normalize: dz [1, BK] leaving the chunk
+    and dden [C, 1]; else both None.
 
     Gate rows (given k): pairs (s = this row, t after the chunk): e_k k_s . (v_s dS^T), summed over the block."""
-    p = _weigh(_dot(do, v, tb=True, precision=precision), d)
+    p = _do_v(do, v, d, dden, precision)
     inter = _dot(v, dS.astype(v.dtype), tb=True, precision=precision)
+    if dz is not None:
+        inter = inter + dz
     if d.e_k is not None:
         inter = inter * d.e_k
     rows = None if k is None else _rowsum(k.astype(F32) * inter)
     out = _dot(p.astype(q.dtype), q, ta=True, precision=precision) + inter
-    dS = _decay_state(dS, d) + _dot(_scale_rows(q, d.e_q), do, ta=True, precision=precision)
-    return out, dS, rows
+    qe = _scale_rows(q, d.e_q)
+    dS = _decay_state(dS, d) + _dot(qe, do, ta=True, precision=precision)
+    if dz is not None:
+        dz = _key_sum(dz, qe, d, dden)
+    return out, dS, dz, rows
 
 
-def dv(q, k, do, dS, d: Decay, precision=None, v=None, S_prev=None):
+def dv(q, k, do, dS, d: Decay, precision=None, v=None, S_prev=None, dden=None):
     """q, k: [C, Dk]; do: [C, BV]; dS: [Dk, BV] -> (dv [C, BV], dS entering, gate rows [C, 1] or None).
 
     Gate rows (given v and S_prev, the state entering the chunk, both over this Dv block): for each step
     r, the pairs straddling it that lie inside the chunk (s < r <= t) plus those spanning the whole chunk
-    (s before, t after: e_C <S_prev, dS>)."""
+    (s before, t after: e_C <S_prev, dS>). dden ([C, 1], normalize, in one feature block only; zeros in the
+    others) adds the ones column's pairs inside the chunk."""
     a = _weigh(_dot(q, k, tb=True, precision=precision), d)
     rows = None
     if v is not None:
         C = a.shape[0]
-        m = a * _dot(do, v, tb=True, precision=precision)          # m_ts: one pair's share of dL/dlog w_ts
+        pv = _dot(do, v, tb=True, precision=precision)
+        m = a * (pv if dden is None else pv + dden)                # m_ts: one pair's share of dL/dlog w_ts
         r, c = (jax.lax.broadcasted_iota(jnp.int32, (C, C), i) for i in (0, 1))
         earlier = jnp.where(c < r, 1.0, 0.0).astype(q.dtype)                                   # [r, s]: s < r
         below = _dot(earlier, m.astype(q.dtype), tb=True, precision=precision)                  # [r, t]
@@ -130,6 +187,14 @@ def dv(q, k, do, dS, d: Decay, precision=None, v=None, S_prev=None):
     out = out + _dot(_scale_rows(k, d.e_k), dS.astype(k.dtype), precision=precision)
     dS = _decay_state(dS, d) + _dot(_scale_rows(q, d.e_q), do, ta=True, precision=precision)
     return out, dS, rows
+
+
+def span_rows(zs, dzs, b_last, C):
+    """The normaliser's decay-gradient pairs spanning each chunk (s before it, t after it), which count
+    for every step r of the chunk: e_C <z entering, dz leaving>. zs, dzs: [B, H, N, 1, Dk] float32 (as the
+    dq and dk sweeps store them); b_last: [B, H, N] base-2 log decay of each whole chunk -> [B, H, N * C]."""
+    x = jnp.exp2(b_last) * jnp.sum(zs * dzs, axis=(-2, -1))
+    return jnp.repeat(x, C, axis=-1)
 
 
 def _rowsum(x):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from .chunk_math import LOG2E
+from .chunk_math import LOG2E, NORMALIZE_EPS, Norm
 from .common import chunk_local_cumsum, matmul_precision, next_pow2, pad_axis, round_up
 
 
@@ -35,7 +35,7 @@ class KernelConfig:
     block_k: int = 64
     block_v: int = 64
     num_warps: int | None = None    # GPU: None = by head dim (see above)
-    num_stages: int = 2
+    num_stages: int | None = None   # GPU: None = 2, or 1 with normalize (see pallas_gpu.gpu_num_stages)
     auto_split: bool = True          # GPU: narrow the feature blocks when (B, H) alone cannot fill the SMs
     chunks_per_step: int = 8         # TPU: chunks per grid step (B8 T4096 H16 D128 at chunk 64: 1024 steps)
     interpret: bool | str = False     # True: generic interpreter; "tpu": the TPU interpreter (TPU kernels)
@@ -80,34 +80,56 @@ def _pad(q, k, v, g, s0, cfg):
     return q, k, v, b, s0
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
-def causal_core(q, k, v, g, s0, cfg: KernelConfig, want_state: bool):
+def _split_state(s, Dv, Dkp):
+    """[B, H, Dk, Dv + 1] (normalize: z is the last column) -> (S [B, H, Dk, Dv], z [B, H, 1, Dk] padded)."""
+    if s is None:
+        return None, None
+    z = pad_axis(s[..., Dv].astype(jnp.float32), 2, Dkp)[:, :, None, :]
+    return s[..., :Dv], z
+
+
+def causal_core(q, k, v, g, s0, cfg: KernelConfig, want_state: bool, normalize: bool = False):
     """q (pre-scaled), k: [B, T, H, Dk]; v: [B, T, H, Dv]; g: [B, T, H] float32 or None;
-    s0: [B, H, Dk, Dv] or None -> (o: [B, T, H, Dv], S_T: [B, H, Dk, Dv] float32 or None)."""
-    return _fwd(q, k, v, g, s0, cfg, want_state)[0]
+    s0: [B, H, Dk, Dv] or None -> (o: [B, T, H, Dv], S_T: [B, H, Dk, Dv] float32 or None).
+
+    normalize: o = num / (den + eps) computed in the kernels (chunk_math's key sum z, not a ones column
+    appended to v, which would double a power-of-two Dv); s0 and S_T then have Dv + 1 columns, z last."""
+    return _core(q, k, v, g, s0, cfg, want_state, normalize)
 
 
-def _fwd_rule(q, k, v, g, s0, cfg, want_state):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _core(q, k, v, g, s0, cfg, want_state, normalize):
+    return _fwd(q, k, v, g, s0, cfg, want_state, normalize)[0]
+
+
+def _fwd_rule(q, k, v, g, s0, cfg, want_state, normalize):
     """symbolic_zeros: the primals come wrapped with a `perturbed` bit, so a decay that needs no gradient
     (a constant retention decay, say) skips the decay-gradient work in the backward kernels."""
     unwrap = functools.partial(jax.tree.map, lambda p: p.value)
-    out, res = _fwd(*(unwrap(x) for x in (q, k, v, g, s0)), cfg, want_state)
+    out, res = _fwd(*(unwrap(x) for x in (q, k, v, g, s0)), cfg, want_state, normalize)
     gate_grad = g is not None and g.perturbed
     return out, res + (() if gate_grad else None,)  # a static flag carried as residual structure
 
 
-def _fwd(q, k, v, g, s0, cfg, want_state):
+def _fwd(q, k, v, g, s0, cfg, want_state, normalize):
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
-    qp, kp, vp, b, s0p = _pad(q, k, v, g, s0, cfg)
-    o, sT = _backend(cfg).forward(qp, kp, vp, b, s0p, cfg, want_state)
+    S0, z0 = _split_state(s0, Dv, cfg.pad_head_dim(Dk)) if normalize else (s0, None)
+    qp, kp, vp, b, s0p = _pad(q, k, v, g, S0, cfg)
+    o, sT, den, zT = _backend(cfg).forward(qp, kp, vp, b, s0p, cfg, want_state, z0, normalize)
     o = o[:, :T, :, :Dv]
-    sT = None if sT is None else sT[:, :, :Dk, :Dv]
-    return (o, sT), (q, k, v, g, s0)
+    if sT is not None:
+        sT = sT[:, :, :Dk, :Dv]
+        if normalize:
+            sT = jnp.concatenate([sT, zT[:, :, 0, :Dk, None]], axis=-1)
+    # normalize: the backward needs o and den (as flash attention keeps o and the log-sum-exp)
+    extra = (o, den) if normalize else ()
+    return (o, sT), (q, k, v, g, s0) + extra
 
 
-def _bwd(cfg, want_state, res, cts):
-    q, k, v, g, s0, gate_flag = res
+def _bwd_rule(cfg, want_state, normalize, res, cts):
+    q, k, v, g, s0 = res[:5]
+    gate_flag = res[-1]
     do, dsT = cts
     if isinstance(do, SymbolicZero):
         do = jnp.zeros(do.shape, do.dtype)
@@ -115,15 +137,31 @@ def _bwd(cfg, want_state, res, cts):
         dsT = None
     gate_grad = g is not None and gate_flag is not None
     T, Dk, Dv = q.shape[1], q.shape[-1], v.shape[-1]
-    qp, kp, vp, b, s0p = _pad(q, k, v, g, s0, cfg)
+    Dkp = cfg.pad_head_dim(Dk)
+    norm = None
+    S0 = s0
+    if normalize:
+        o, den = res[5:7]
+        r = 1.0 / (den[:, :, :T].transpose(0, 2, 1) + NORMALIZE_EPS)                 # [B, T, H]
+        do32 = do.astype(jnp.float32)
+        dden = -jnp.sum(do32 * o.astype(jnp.float32), axis=-1) * r                 # the ones column's cotangent
+        do = do32 * r[..., None]                                                     # v's
+        S0, z0 = _split_state(s0, Dv, Dkp)
+        dsT, dzT = _split_state(dsT, Dv, Dkp)
+        dden = pad_axis(dden, 1, round_up(T, cfg.chunk_size)).transpose(0, 2, 1)      # [B, H, Tp]
+        norm = Norm(dden, z0, dzT)
+    qp, kp, vp, b, s0p = _pad(q, k, v, g, S0, cfg)
     dop = pad_axis(pad_axis(do.astype(v.dtype), 1, qp.shape[1]), 3, vp.shape[-1])
     dsTp = None
     if dsT is not None:
         dsTp = pad_axis(pad_axis(dsT.astype(jnp.float32), 2, qp.shape[-1]), 3, vp.shape[-1])
-    dq, dk, dv, ds0, pair_sums = _backend(cfg).backward(qp, kp, vp, b, s0p, dop, dsTp, cfg, gate_grad)
+    dq, dk, dv, ds0, pair_sums, dz0 = _backend(cfg).backward(qp, kp, vp, b, s0p, dop, dsTp, cfg, gate_grad, norm)
     dq, dk, dv = dq[:, :T, :, :Dk], dk[:, :T, :, :Dk], dv[:, :T, :, :Dv]
     if ds0 is not None:
-        ds0 = ds0[:, :, :Dk, :Dv].astype(s0.dtype)
+        ds0 = ds0[:, :, :Dk, :Dv]
+        if normalize:
+            ds0 = jnp.concatenate([ds0, dz0[:, :, 0, :Dk, None]], axis=-1)
+        ds0 = ds0.astype(s0.dtype)
     dg = None
     if gate_grad:
         dg = _gate_grad(*pair_sums, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
@@ -141,4 +179,4 @@ def _gate_grad(rows_q, rows_k, rows_v, C):
     return rows_v + (from_before + to_after).reshape(B, H, T)
 
 
-causal_core.defvjp(_fwd_rule, _bwd, symbolic_zeros=True)
+_core.defvjp(_fwd_rule, _bwd_rule, symbolic_zeros=True)

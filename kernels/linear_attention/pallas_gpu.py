@@ -35,6 +35,13 @@ def gpu_num_warps(cfg, d_max: int) -> int:
     return cfg.num_warps or (8 if d_max >= 128 else 4)
 
 
+def gpu_num_stages(cfg, norm: bool) -> int:
+    """cfg.num_stages, else 2, or 1 with normalize: the normaliser's key sum and row sums push the gated
+    kernels to 255 registers, and two pipeline stages then spill (ptxas, sm_90: fwd 64 B at D 128 with
+    state, dk 4 B at D 64); one stage spills nowhere in kernels.aot's matrix."""
+    return cfg.num_stages or (1 if norm else 2)
+
+
 def compiler_params(num_warps: int, num_stages: int):
     """Select the Triton lowering (the default GPU lowering is Mosaic GPU since JAX 0.9)."""
     try:
@@ -79,72 +86,101 @@ def _unpack(refs, flags):
     return [next(it) if f else None for f in flags]
 
 
-def _fwd_kernel(*refs, C, N, has_decay, has_s0, want_state, precision):
-    q_ref, k_ref, v_ref, b_ref, s0_ref, o_ref, sT_ref = _unpack(
-        refs, (1, 1, 1, has_decay, has_s0, 1, want_state))
+def _fwd_kernel(*refs, C, N, has_decay, has_s0, want_state, norm, precision):
+    q_ref, k_ref, v_ref, b_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zT_ref = _unpack(
+        refs, (1, 1, 1, has_decay, has_s0, norm and has_s0, 1, want_state, norm, norm and want_state))
     S = s0_ref[...] if has_s0 else jnp.zeros((q_ref.shape[-1], v_ref.shape[-1]), F32)
+    z = _key_sum_init(z0_ref, q_ref.shape[-1]) if norm else None
 
-    def body(n, S):
+    def body(n, carry):
+        S, z = carry
         rows = pl.ds(n * C, C)
-        o, S = chunk_math.fwd(q_ref[rows, :], k_ref[rows, :], v_ref[rows, :], S, _decay(b_ref, n, C), precision)
+        o, S, z, den = chunk_math.fwd(q_ref[rows, :], k_ref[rows, :], v_ref[rows, :], S, _decay(b_ref, n, C),
+                                      precision, z=z)
         o_ref[rows, :] = o.astype(o_ref.dtype)
-        return S
+        if norm:
+            den_ref[rows] = den.reshape(C)
+        return S, z
 
-    S = jax.lax.fori_loop(0, N, body, S)
+    S, z = jax.lax.fori_loop(0, N, body, (S, z))
     if want_state:
         sT_ref[...] = S
+        if norm:
+            zT_ref[...] = z
 
 
-def _dq_kernel(*refs, C, N, has_decay, gate, has_s0, precision):
-    k_ref, v_ref, do_ref, q_ref, b_ref, s0_ref, dq_ref, rows_ref, h_ref = _unpack(
-        refs, (1, 1, 1, gate, has_decay, has_s0, 1, gate, gate))
+def _key_sum_init(ref, D):
+    """The normaliser's key sum (or its gradient) entering a sweep: [1, D] float32."""
+    return ref[...] if ref is not None else jnp.zeros((1, D), F32)
+
+
+def _col(ref, n, C):
+    """Rows n*C .. n*C + C - 1 of a [T] ref as a [C, 1] column (None passes through)."""
+    return None if ref is None else ref[pl.ds(n * C, C)][:, None]
+
+
+def _dq_kernel(*refs, C, N, has_decay, gate, has_s0, norm, precision):
+    k_ref, v_ref, do_ref, q_ref, b_ref, s0_ref, dd_ref, z0_ref, dq_ref, rows_ref, h_ref, zs_ref = _unpack(
+        refs, (1, 1, 1, gate, has_decay, has_s0, norm, norm and has_s0, 1, gate, gate, norm and gate))
     S = s0_ref[...] if has_s0 else jnp.zeros((k_ref.shape[-1], v_ref.shape[-1]), F32)
+    z = _key_sum_init(z0_ref, k_ref.shape[-1]) if norm else None
 
-    def body(n, S):
+    def body(n, carry):
+        S, z = carry
         rows = pl.ds(n * C, C)
         if gate:  # the dv sweep needs the state entering each chunk for the decay gradient
             h_ref[n] = S.astype(h_ref.dtype)
+            if norm:
+                zs_ref[n] = z
         q = q_ref[rows, :] if gate else None
-        dq, S, pairs = chunk_math.dq(k_ref[rows, :], v_ref[rows, :], do_ref[rows, :], S, _decay(b_ref, n, C),
-                                    precision, q=q)
+        dq, S, z, pairs = chunk_math.dq(k_ref[rows, :], v_ref[rows, :], do_ref[rows, :], S, _decay(b_ref, n, C),
+                                        precision, q=q, z=z, dden=_col(dd_ref, n, C))
         dq_ref[rows, :] = dq.astype(dq_ref.dtype)
         if gate:
             rows_ref[rows] = pairs.reshape(C)
-        return S
+        return S, z
 
-    jax.lax.fori_loop(0, N, body, S)
+    jax.lax.fori_loop(0, N, body, (S, z))
 
 
-def _dk_kernel(*refs, C, N, has_decay, gate, has_dsT, precision):
-    q_ref, v_ref, do_ref, k_ref, b_ref, dsT_ref, dk_ref, rows_ref = _unpack(
-        refs, (1, 1, 1, gate, has_decay, has_dsT, 1, gate))
+def _dk_kernel(*refs, C, N, has_decay, gate, has_dsT, norm, want_dz0, precision):
+    q_ref, v_ref, do_ref, k_ref, b_ref, dsT_ref, dd_ref, dzT_ref, dk_ref, rows_ref, dzs_ref, dz0_ref = _unpack(
+        refs, (1, 1, 1, gate, has_decay, has_dsT, norm, norm and has_dsT, 1, gate, norm and gate, want_dz0))
     dS = dsT_ref[...] if has_dsT else jnp.zeros((q_ref.shape[-1], v_ref.shape[-1]), F32)
+    dz = _key_sum_init(dzT_ref, q_ref.shape[-1]) if norm else None
 
-    def body(i, dS):
+    def body(i, carry):
+        dS, dz = carry
         n = N - 1 - i
         rows = pl.ds(n * C, C)
+        if norm and gate:  # dz leaving each chunk, for the normaliser's spanning pairs (span_rows)
+            dzs_ref[n] = dz
         k = k_ref[rows, :] if gate else None
-        dk, dS, pairs = chunk_math.dk(q_ref[rows, :], v_ref[rows, :], do_ref[rows, :], dS, _decay(b_ref, n, C),
-                                     precision, k=k)
+        dk, dS, dz, pairs = chunk_math.dk(q_ref[rows, :], v_ref[rows, :], do_ref[rows, :], dS, _decay(b_ref, n, C),
+                                          precision, k=k, dz=dz, dden=_col(dd_ref, n, C))
         dk_ref[rows, :] = dk.astype(dk_ref.dtype)
         if gate:
             rows_ref[rows] = pairs.reshape(C)
-        return dS
+        return dS, dz
 
-    jax.lax.fori_loop(0, N, body, dS)
+    _, dz = jax.lax.fori_loop(0, N, body, (dS, dz))
+    if want_dz0:
+        dz0_ref[...] = dz
 
 
-def _dv_kernel(*refs, C, N, has_decay, gate, has_dsT, want_ds0, precision):
-    q_ref, k_ref, do_ref, v_ref, h_ref, b_ref, dsT_ref, dv_ref, rows_ref, ds0_ref = _unpack(
-        refs, (1, 1, 1, gate, gate, has_decay, has_dsT, 1, gate, want_ds0))
+def _dv_kernel(*refs, C, N, has_decay, gate, has_dsT, want_ds0, norm, precision):
+    q_ref, k_ref, do_ref, v_ref, h_ref, b_ref, dsT_ref, dd_ref, dv_ref, rows_ref, ds0_ref = _unpack(
+        refs, (1, 1, 1, gate, gate, has_decay, has_dsT, norm and gate, 1, gate, want_ds0))
     dS = dsT_ref[...] if has_dsT else jnp.zeros((q_ref.shape[-1], do_ref.shape[-1]), F32)
+    first = pl.program_id(0) == 0   # the ones column's in-chunk pairs are counted by one feature block
 
     def body(i, dS):
         n = N - 1 - i
         rows = pl.ds(n * C, C)
         v, h = (v_ref[rows, :], h_ref[n]) if gate else (None, None)
+        dd = None if dd_ref is None else jnp.where(first, _col(dd_ref, n, C), 0.0)
         dv, dS, pairs = chunk_math.dv(q_ref[rows, :], k_ref[rows, :], do_ref[rows, :], dS, _decay(b_ref, n, C),
-                                     precision, v=v, S_prev=h)
+                                     precision, v=v, S_prev=h, dden=dd)
         dv_ref[rows, :] = dv.astype(dv_ref.dtype)
         if gate:
             rows_ref[rows] = pairs.reshape(C)
@@ -182,15 +218,32 @@ def _states(N, Dk, Dv, split):
     return pl.BlockSpec((None, None, N, Dk, Dv), lambda j, b, h: (b, h, 0, 0, j))
 
 
+def _key_sums(D, split):
+    """Normaliser key sums [B, H, 1, Dk]: all of Dk (split None) or the program's Dk block ('k')."""
+    if split == "k":
+        return pl.BlockSpec((None, None, 1, D), lambda j, b, h: (b, h, 0, j))
+    return pl.BlockSpec((None, None, 1, D), lambda j, b, h: (b, h, 0, 0))
+
+
+def _chunk_key_sums(N, BK):
+    """Per-chunk key sums [B, H, N, 1, Dk], the program's Dk block."""
+    return pl.BlockSpec((None, None, N, 1, BK), lambda j, b, h: (b, h, 0, 0, j))
+
+
+def _per_block(D):
+    """[NV, B, H, 1, D]: one copy per feature block (each program computes the same key sum)."""
+    return pl.BlockSpec((None, None, None, 1, D), lambda j, b, h: (j, b, h, 0, 0))
+
+
 def _rowsums(T):
     return pl.BlockSpec((None, None, None, T), lambda j, b, h: (j, b, h, 0))
 
 
-def _call(kernel, grid, in_specs, out_specs, out_shape, cfg, name, d_max):
-    """d_max: the larger padded head dim, which sets the default num_warps."""
+def _call(kernel, grid, in_specs, out_specs, out_shape, cfg, name, d_max, norm=False):
+    """d_max: the larger padded head dim, which sets the default num_warps; norm: the default num_stages."""
     num_warps = gpu_num_warps(cfg, d_max)
     return pl.pallas_call(kernel, grid=grid, in_specs=in_specs, out_specs=out_specs, out_shape=out_shape,
-                          compiler_params=compiler_params(num_warps, cfg.num_stages),
+                          compiler_params=compiler_params(num_warps, gpu_num_stages(cfg, norm)),
                           interpret=bool(cfg.interpret), name=name)
 
 
@@ -200,29 +253,42 @@ def _present(*pairs):
     return [s for s, _ in kept], [x for _, x in kept]
 
 
-def forward(q, k, v, b, s0, cfg, want_state: bool):
-    """q, k: [B, T, H, Dk]; v: [B, T, H, Dv]; b: [B, H, T] or None; s0: [B, H, Dk, Dv] f32 or None."""
+def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = False):
+    """q, k: [B, T, H, Dk]; v: [B, T, H, Dv]; b: [B, H, T] or None; s0: [B, H, Dk, Dv] f32 or None;
+    normalize: z0 [B, H, 1, Dk] f32 or None -> (o, S_T or None, den [B, H, T] or None, z_T or None)."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     Dmax = max(Dk, Dv)
     BV = _block(Dv, cfg.block_v, B * H, cfg.auto_split, Dk)
-    C = cfg.chunk_size
+    NV, C = Dv // BV, cfg.chunk_size
     kernel = functools.partial(_fwd_kernel, C=C, N=T // C, has_decay=b is not None, has_s0=s0 is not None,
-                               want_state=want_state, precision=cfg.precision(q.dtype))
+                               want_state=want_state, norm=normalize, precision=cfg.precision(q.dtype))
     in_specs, args = _present((_seq_full(T, Dk), q), (_seq_full(T, Dk), k), (_seq(T, BV), v),
-                              (_rows(T), b), (_state(Dk, BV, "v"), s0))
+                              (_rows(T), b), (_state(Dk, BV, "v"), s0), (_key_sums(Dk, None), z0))
     out_specs = [_seq(T, BV)]
     out_shape = [jax.ShapeDtypeStruct(v.shape, v.dtype)]
     if want_state:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    out = _call(kernel, (Dv // BV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_fwd", Dmax)(*args)
-    return out[0], (out[1] if want_state else None)
+    if normalize:
+        out_specs.append(_rowsums(T))
+        out_shape.append(jax.ShapeDtypeStruct((NV, B, H, T), F32))
+        if want_state:
+            out_specs.append(_per_block(Dk))
+            out_shape.append(jax.ShapeDtypeStruct((NV, B, H, 1, Dk), F32))
+    out = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_fwd", Dmax,
+                normalize)(*args)
+    o, rest = out[0], list(out[1:])
+    sT = rest.pop(0) if want_state else None
+    den = rest.pop(0)[0] if normalize else None
+    zT = rest.pop(0)[0] if normalize and want_state else None
+    return o, sT, den, zT
 
 
-def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
-    """-> (dq, dk, dv, ds0 or None, gate [B, H, T] or None). `gate` holds, for each step r, the pair terms
-    straddling r that chunk_math's kernels emit, less the two in-chunk partial sums (summed in pallas.py)."""
+def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
+    """-> (dq, dk, dv, ds0 or None, gate [B, H, T] or None, dz0 or None). `gate` holds, for each step r, the
+    pair terms straddling r that chunk_math's kernels emit, less the two in-chunk partial sums (summed in
+    pallas.py). norm: chunk_math.Norm (normalize; do is then v's cotangent do / (den + eps))."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     Dmax = max(Dk, Dv)
@@ -236,34 +302,52 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     NK, NV = Dk // BK, Dv // BV
     has_decay = b is not None
     gate = has_decay and gate_grad
-    common = dict(C=C, N=N, has_decay=has_decay, gate=gate, precision=cfg.precision(q.dtype))
+    nm = norm is not None
+    dden, z0, dzT = norm if nm else (None, None, None)
+    common = dict(C=C, N=N, has_decay=has_decay, gate=gate, norm=nm, precision=cfg.precision(q.dtype))
     gated = (lambda x: x) if gate else (lambda x: None)
 
     kernel = functools.partial(_dq_kernel, has_s0=s0 is not None, **common)
     in_specs, args = _present((_seq(T, BK), k), (_seq_full(T, Dv), v), (_seq_full(T, Dv), do),
-                              (_seq(T, BK), gated(q)), (_rows(T), b), (_state(BK, Dv, "k"), s0))
+                              (_seq(T, BK), gated(q)), (_rows(T), b), (_state(BK, Dv, "k"), s0),
+                              (_rows(T), dden), (_key_sums(BK, "k"), z0))
     out_specs, out_shape = [_seq(T, BK)], [jax.ShapeDtypeStruct(q.shape, q.dtype)]
     if gate:
         out_specs += [_rowsums(T), _states(N, BK, Dv, "k")]
         out_shape += [jax.ShapeDtypeStruct((NK, B, H, T), F32), jax.ShapeDtypeStruct((B, H, N, Dk, Dv), q.dtype)]
-    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dq", Dmax)(*args)
-    dq_, (rows_q, h) = res[0], (res[1:] if gate else (None, None))
+        if nm:
+            out_specs.append(_chunk_key_sums(N, BK))
+            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
+    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dq", Dmax, nm)(*args)
+    dq_, rest = res[0], list(res[1:])
+    rows_q, h = (rest.pop(0), rest.pop(0)) if gate else (None, None)
+    zs = rest.pop(0) if gate and nm else None
 
-    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, **common)
+    want_ds0 = s0 is not None
+    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, want_dz0=nm and want_ds0, **common)
     in_specs, args = _present((_seq(T, BK), q), (_seq_full(T, Dv), v), (_seq_full(T, Dv), do),
-                              (_seq(T, BK), gated(k)), (_rows(T), b), (_state(BK, Dv, "k"), dsT))
+                              (_seq(T, BK), gated(k)), (_rows(T), b), (_state(BK, Dv, "k"), dsT),
+                              (_rows(T), dden), (_key_sums(BK, "k"), dzT))
     out_specs, out_shape = [_seq(T, BK)], [jax.ShapeDtypeStruct(k.shape, k.dtype)]
     if gate:
         out_specs.append(_rowsums(T))
         out_shape.append(jax.ShapeDtypeStruct((NK, B, H, T), F32))
-    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dk", Dmax)(*args)
-    dk_, rows_k = res[0], (res[1] if gate else None)
+        if nm:
+            out_specs.append(_chunk_key_sums(N, BK))
+            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
+    if nm and want_ds0:
+        out_specs.append(_key_sums(BK, "k"))
+        out_shape.append(jax.ShapeDtypeStruct((B, H, 1, Dk), F32))
+    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dk", Dmax, nm)(*args)
+    dk_, rest = res[0], list(res[1:])
+    rows_k = rest.pop(0) if gate else None
+    dzs = rest.pop(0) if gate and nm else None
+    dz0 = rest.pop(0) if nm and want_ds0 else None
 
-    want_ds0 = s0 is not None
     kernel = functools.partial(_dv_kernel, has_dsT=dsT is not None, want_ds0=want_ds0, **common)
     in_specs, args = _present((_seq_full(T, Dk), q), (_seq_full(T, Dk), k), (_seq(T, BV), do),
                               (_seq(T, BV), gated(v)), (_states(N, Dk, BV, "v"), h), (_rows(T), b),
-                              (_state(Dk, BV, "v"), dsT))
+                              (_state(Dk, BV, "v"), dsT), (_rows(T), gated(dden)))
     out_specs, out_shape = [_seq(T, BV)], [jax.ShapeDtypeStruct(v.shape, v.dtype)]
     if gate:
         out_specs.append(_rowsums(T))
@@ -271,10 +355,15 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     if want_ds0:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    res = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dv", Dmax)(*args)
+    res = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dv", Dmax, nm)(*args)
     dv_, rest = res[0], list(res[1:])
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None
 
-    pair_sums = None if not gate else (rows_q.sum(0), rows_k.sum(0), rows_v.sum(0))
-    return dq_, dk_, dv_, ds0, pair_sums
+    pair_sums = None
+    if gate:
+        rows_v = rows_v.sum(0)
+        if nm:
+            rows_v = rows_v + chunk_math.span_rows(zs, dzs, b[:, :, C - 1::C], C)
+        pair_sums = (rows_q.sum(0), rows_k.sum(0), rows_v)
+    return dq_, dk_, dv_, ds0, pair_sums, dz0

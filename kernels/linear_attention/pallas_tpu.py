@@ -55,6 +55,9 @@ def _decay(bc_ref, br_ref, C, i):
 
 
 def _init(S_ref, src_ref):
+    if S_ref is None:
+        return
+
     @pl.when(pl.program_id(3) == 0)
     def _():
         S_ref[...] = jnp.zeros(S_ref.shape, F32) if src_ref is None else src_ref[...]
@@ -67,77 +70,102 @@ def _finish(S, dst_ref, NB):
             dst_ref[...] = S
 
 
-def _sweep(S_ref, S, body, rev):
-    """Run body(i, state) over the step's S chunks (last to first when rev), state carried from S_ref."""
-    St = jax.lax.fori_loop(0, S, lambda i, St: body(S - 1 - i if rev else i, St), S_ref[...])
-    S_ref[...] = St
-    return St
+def _sweep(refs, S, body, rev):
+    """Run body(i, carry) over the step's S chunks (last to first when rev); the carry (the state, and
+    with normalize the key sum or its gradient; None where absent) persists across steps in `refs`."""
+    carry = jax.lax.fori_loop(0, S, lambda i, c: body(S - 1 - i if rev else i, c),
+                              tuple(None if r is None else r[...] for r in refs))
+    for r, c in zip(refs, carry):
+        if r is not None:
+            r[...] = c
+    return carry
 
 
-def _fwd_kernel(*refs, C, S, NB, has_decay, has_s0, want_state, precision):
-    q_ref, k_ref, v_ref, bc_ref, br_ref, s0_ref, o_ref, sT_ref, S_ref = _unpack(
-        refs, (1, 1, 1, has_decay, has_decay, has_s0, 1, want_state, 1))
+def _fwd_kernel(*refs, C, S, NB, has_decay, has_s0, want_state, norm, precision):
+    (q_ref, k_ref, v_ref, bc_ref, br_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zT_ref, S_ref,
+     z_ref) = _unpack(refs, (1, 1, 1, has_decay, has_decay, has_s0, norm and has_s0, 1, want_state, norm,
+                             norm and want_state, 1, norm))
     _init(S_ref, s0_ref)
+    _init(z_ref, z0_ref)
 
-    def body(i, St):
-        o, St = chunk_math.fwd(q_ref[i], k_ref[i], v_ref[i], St, _decay(bc_ref, br_ref, C, i), precision)
+    def body(i, carry):
+        o, St, z, den = chunk_math.fwd(q_ref[i], k_ref[i], v_ref[i], carry[0], _decay(bc_ref, br_ref, C, i),
+                                       precision, z=carry[1])
         o_ref[i] = o.astype(o_ref.dtype)
-        return St
+        if norm:
+            den_ref[i] = den
+        return St, z
 
-    _finish(_sweep(S_ref, S, body, False), sT_ref, NB)
+    St, z = _sweep((S_ref, z_ref), S, body, False)
+    _finish(St, sT_ref, NB)
+    _finish(z, zT_ref, NB)
 
 
-def _dq_kernel(*refs, C, S, NB, has_decay, gate, has_s0, precision):
-    k_ref, v_ref, do_ref, q_ref, bc_ref, br_ref, s0_ref, dq_ref, rows_ref, h_ref, S_ref = _unpack(
-        refs, (1, 1, 1, gate, has_decay, has_decay, has_s0, 1, gate, gate, 1))
+def _dq_kernel(*refs, C, S, NB, has_decay, gate, has_s0, norm, precision):
+    (k_ref, v_ref, do_ref, q_ref, bc_ref, br_ref, s0_ref, dd_ref, z0_ref, dq_ref, rows_ref, h_ref, zs_ref, S_ref,
+     z_ref) = _unpack(refs, (1, 1, 1, gate, has_decay, has_decay, has_s0, norm, norm and has_s0, 1, gate, gate,
+                             norm and gate, 1, norm))
     _init(S_ref, s0_ref)
+    _init(z_ref, z0_ref)
 
-    def body(i, St):
+    def body(i, carry):
+        St, z = carry
         if gate:  # the dv sweep needs the state entering each chunk for the decay gradient
             h_ref[i] = St.astype(h_ref.dtype)
+            if norm:
+                zs_ref[i] = z
         q = q_ref[i] if gate else None
-        dq, St, pairs = chunk_math.dq(k_ref[i], v_ref[i], do_ref[i], St, _decay(bc_ref, br_ref, C, i), precision,
-                                      q=q)
+        dd = None if dd_ref is None else dd_ref[i]
+        dq, St, z, pairs = chunk_math.dq(k_ref[i], v_ref[i], do_ref[i], St, _decay(bc_ref, br_ref, C, i),
+                                         precision, q=q, z=z, dden=dd)
         dq_ref[i] = dq.astype(dq_ref.dtype)
         if gate:
             rows_ref[i] = pairs
-        return St
+        return St, z
 
-    _sweep(S_ref, S, body, False)
+    _sweep((S_ref, z_ref), S, body, False)
 
 
-def _dk_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, precision):
-    q_ref, v_ref, do_ref, k_ref, bc_ref, br_ref, dsT_ref, dk_ref, rows_ref, S_ref = _unpack(
-        refs, (1, 1, 1, gate, has_decay, has_decay, has_dsT, 1, gate, 1))
+def _dk_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, norm, want_dz0, precision):
+    (q_ref, v_ref, do_ref, k_ref, bc_ref, br_ref, dsT_ref, dd_ref, dzT_ref, dk_ref, rows_ref, dzs_ref, dz0_ref,
+     S_ref, z_ref) = _unpack(refs, (1, 1, 1, gate, has_decay, has_decay, has_dsT, norm, norm and has_dsT, 1, gate,
+                                    norm and gate, want_dz0, 1, norm))
     _init(S_ref, dsT_ref)
+    _init(z_ref, dzT_ref)
 
-    def body(i, dS):
+    def body(i, carry):
+        dS, dz = carry
+        if norm and gate:  # dz leaving each chunk, for the normaliser's spanning pairs (span_rows)
+            dzs_ref[i] = dz
         k = k_ref[i] if gate else None
-        dk, dS, pairs = chunk_math.dk(q_ref[i], v_ref[i], do_ref[i], dS, _decay(bc_ref, br_ref, C, i), precision,
-                                      k=k)
+        dd = None if dd_ref is None else dd_ref[i]
+        dk, dS, dz, pairs = chunk_math.dk(q_ref[i], v_ref[i], do_ref[i], dS, _decay(bc_ref, br_ref, C, i),
+                                          precision, k=k, dz=dz, dden=dd)
         dk_ref[i] = dk.astype(dk_ref.dtype)
         if gate:
             rows_ref[i] = pairs
-        return dS
+        return dS, dz
 
-    _sweep(S_ref, S, body, True)
+    _finish(_sweep((S_ref, z_ref), S, body, True)[1], dz0_ref, NB)
 
 
-def _dv_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, want_ds0, precision):
-    q_ref, k_ref, do_ref, v_ref, h_ref, bc_ref, br_ref, dsT_ref, dv_ref, rows_ref, ds0_ref, S_ref = _unpack(
-        refs, (1, 1, 1, gate, gate, has_decay, has_decay, has_dsT, 1, gate, want_ds0, 1))
+def _dv_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, want_ds0, norm, precision):
+    (q_ref, k_ref, do_ref, v_ref, h_ref, bc_ref, br_ref, dsT_ref, dd_ref, dv_ref, rows_ref, ds0_ref,
+     S_ref) = _unpack(refs, (1, 1, 1, gate, gate, has_decay, has_decay, has_dsT, norm and gate, 1, gate, want_ds0, 1))
     _init(S_ref, dsT_ref)
+    first = pl.program_id(2) == 0   # the ones column's in-chunk pairs are counted by one feature block
 
-    def body(i, dS):
+    def body(i, carry):
         v, h = (v_ref[i], h_ref[i]) if gate else (None, None)
-        dv, dS, pairs = chunk_math.dv(q_ref[i], k_ref[i], do_ref[i], dS, _decay(bc_ref, br_ref, C, i), precision,
-                                      v=v, S_prev=h)
+        dd = None if dd_ref is None else jnp.where(first, dd_ref[i], 0.0)
+        dv, dS, pairs = chunk_math.dv(q_ref[i], k_ref[i], do_ref[i], carry[0], _decay(bc_ref, br_ref, C, i),
+                                      precision, v=v, S_prev=h, dden=dd)
         dv_ref[i] = dv.astype(dv_ref.dtype)
         if gate:
             rows_ref[i] = pairs
-        return dS
+        return (dS,)
 
-    _finish(_sweep(S_ref, S, body, True), ds0_ref, NB)
+    _finish(_sweep((S_ref,), S, body, True)[0], ds0_ref, NB)
 
 
 # ---- BlockSpecs; grid (B, H, feature block j, step n), S chunks per step. `rev` walks the steps last to first.
@@ -175,6 +203,23 @@ def _states(S, NB, Dk, Dv, split, rev=False):
     return pl.BlockSpec((None, None, S, Dk, Dv), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, j))
 
 
+def _key_sums(D, split):
+    """Normaliser key sums [B, H, 1, Dk]: all of Dk (split None) or the program's Dk block ('k')."""
+    if split == "k":
+        return pl.BlockSpec((None, None, 1, D), lambda b, h, j, n: (b, h, 0, j))
+    return pl.BlockSpec((None, None, 1, D), lambda b, h, j, n: (b, h, 0, 0))
+
+
+def _chunk_key_sums(S, NB, BK, rev=False):
+    """Per-chunk key sums [B, H, N, 1, Dk]: step n's S chunks, the program's Dk block."""
+    return pl.BlockSpec((None, None, S, 1, BK), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, j))
+
+
+def _per_block(D):
+    """[NV, B, H, 1, D]: one copy per feature block (each program computes the same key sum)."""
+    return pl.BlockSpec((None, None, None, 1, D), lambda b, h, j, n: (j, b, h, 0, 0))
+
+
 def _rowsums(S, C, NB, rev=False):
     return pl.BlockSpec((None, None, None, S, C, 1), lambda b, h, j, n: (j, b, h, _step(n, NB, rev), 0, 0))
 
@@ -203,12 +248,13 @@ def _decay_views(b, C):
 
 
 def _call(kernel, grid, in_specs, out_specs, out_shape, scratch, cfg, name):
+    """scratch: the float32 VMEM carries' shapes (the state, and the key sum with normalize)."""
     return pl.pallas_call(kernel, grid=grid, in_specs=in_specs, out_specs=out_specs, out_shape=out_shape,
-                          scratch_shapes=[pltpu.VMEM(scratch, F32)], compiler_params=compiler_params(),
+                          scratch_shapes=[pltpu.VMEM(x, F32) for x in scratch], compiler_params=compiler_params(),
                           interpret=_interpret(cfg.interpret), name=name)
 
 
-def forward(q, k, v, b, s0, cfg, want_state: bool):
+def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = False):
     """Same contract as pallas_gpu.forward (D multiples of 128 here)."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
@@ -217,23 +263,35 @@ def forward(q, k, v, b, s0, cfg, want_state: bool):
     S = steps_per_chunk_group(N, cfg.chunks_per_step)
     NB = N // S
     BV = min(cfg.block_v, Dv)
+    NV = Dv // BV
     bc, br = _decay_views(b, C)
     col, row = _decay_specs(S, C, NB)
     kernel = functools.partial(_fwd_kernel, C=C, S=S, NB=NB, has_decay=b is not None, has_s0=s0 is not None,
-                               want_state=want_state, precision=cfg.precision(q.dtype))
+                               want_state=want_state, norm=normalize, precision=cfg.precision(q.dtype))
     in_specs, args = _present((_act_full(S, C, Dk, NB), _flat(q, C)), (_act_full(S, C, Dk, NB), _flat(k, C)),
-                              (_act(S, C, Dv, BV, NB), _flat(v, C)), (col, bc), (row, br), (_state(Dk, BV, "v"), s0))
+                              (_act(S, C, Dv, BV, NB), _flat(v, C)), (col, bc), (row, br), (_state(Dk, BV, "v"), s0),
+                              (_key_sums(Dk, None), z0))
     out_specs = [_act(S, C, Dv, BV, NB)]
     out_shape = [jax.ShapeDtypeStruct((B, N, C, H * Dv), v.dtype)]
     if want_state:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    out = _call(kernel, (B, H, Dv // BV, NB), in_specs, out_specs, out_shape, (Dk, BV), cfg,
-                "linear_attention_fwd")(*args)
-    return out[0].reshape(v.shape), (out[1] if want_state else None)
+    if normalize:
+        out_specs.append(_rowsums(S, C, NB))
+        out_shape.append(jax.ShapeDtypeStruct((NV, B, H, N, C, 1), F32))
+        if want_state:
+            out_specs.append(_per_block(Dk))
+            out_shape.append(jax.ShapeDtypeStruct((NV, B, H, 1, Dk), F32))
+    scratch = [(Dk, BV)] + [(1, Dk)] * normalize
+    out = _call(kernel, (B, H, NV, NB), in_specs, out_specs, out_shape, scratch, cfg, "linear_attention_fwd")(*args)
+    o, rest = out[0].reshape(v.shape), list(out[1:])
+    sT = rest.pop(0) if want_state else None
+    den = rest.pop(0)[0].reshape(B, H, T) if normalize else None
+    zT = rest.pop(0)[0] if normalize and want_state else None
+    return o, sT, den, zT
 
 
-def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
+def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     """Same contract as pallas_gpu.backward."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
@@ -246,41 +304,59 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     has_decay = b is not None
     gate = has_decay and gate_grad
     gated = (lambda x: x) if gate else (lambda x: None)
+    nm = norm is not None
+    dden, z0, dzT = norm if nm else (None, None, None)
+    ddc = _decay_views(dden, C)[0]
     bc, br = _decay_views(b, C)
     qf, kf, vf, dof = (_flat(x, C) for x in (q, k, v, do))
-    common = dict(C=C, S=S, NB=NB, has_decay=has_decay, gate=gate, precision=cfg.precision(q.dtype))
+    common = dict(C=C, S=S, NB=NB, has_decay=has_decay, gate=gate, norm=nm, precision=cfg.precision(q.dtype))
+    scratch_k = [(BK, Dv)] + [(1, BK)] * nm
 
     col, row = _decay_specs(S, C, NB)
     kernel = functools.partial(_dq_kernel, has_s0=s0 is not None, **common)
     in_specs, args = _present((_act(S, C, Dk, BK, NB), kf), (_act_full(S, C, Dv, NB), vf),
                               (_act_full(S, C, Dv, NB), dof), (_act(S, C, Dk, BK, NB), gated(qf)), (col, bc),
-                              (row, br), (_state(BK, Dv, "k"), s0))
+                              (row, br), (_state(BK, Dv, "k"), s0), (col, ddc), (_key_sums(BK, "k"), z0))
     out_specs, out_shape = [_act(S, C, Dk, BK, NB)], [jax.ShapeDtypeStruct(qf.shape, q.dtype)]
     if gate:
         out_specs += [_rowsums(S, C, NB), _states(S, NB, BK, Dv, "k")]
         out_shape += [jax.ShapeDtypeStruct((NK, B, H, N, C, 1), F32),
                       jax.ShapeDtypeStruct((B, H, N, Dk, Dv), q.dtype)]
-    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, (BK, Dv), cfg, "linear_attention_dq")(*args)
-    dq_, (rows_q, h) = res[0].reshape(q.shape), (res[1:] if gate else (None, None))
+        if nm:
+            out_specs.append(_chunk_key_sums(S, NB, BK))
+            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
+    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, scratch_k, cfg, "linear_attention_dq")(*args)
+    dq_, rest = res[0].reshape(q.shape), list(res[1:])
+    rows_q, h = (rest.pop(0), rest.pop(0)) if gate else (None, None)
+    zs = rest.pop(0) if gate and nm else None
 
+    want_ds0 = s0 is not None
     col, row = _decay_specs(S, C, NB, rev=True)
-    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, **common)
+    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, want_dz0=nm and want_ds0, **common)
     in_specs, args = _present((_act(S, C, Dk, BK, NB, True), qf), (_act_full(S, C, Dv, NB, True), vf),
                               (_act_full(S, C, Dv, NB, True), dof), (_act(S, C, Dk, BK, NB, True), gated(kf)),
-                              (col, bc), (row, br), (_state(BK, Dv, "k"), dsT))
+                              (col, bc), (row, br), (_state(BK, Dv, "k"), dsT), (col, ddc), (_key_sums(BK, "k"), dzT))
     out_specs, out_shape = [_act(S, C, Dk, BK, NB, True)], [jax.ShapeDtypeStruct(kf.shape, k.dtype)]
     if gate:
         out_specs.append(_rowsums(S, C, NB, True))
         out_shape.append(jax.ShapeDtypeStruct((NK, B, H, N, C, 1), F32))
-    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, (BK, Dv), cfg, "linear_attention_dk")(*args)
-    dk_, rows_k = res[0].reshape(k.shape), (res[1] if gate else None)
+        if nm:
+            out_specs.append(_chunk_key_sums(S, NB, BK, True))
+            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
+    if nm and want_ds0:
+        out_specs.append(_key_sums(BK, "k"))
+        out_shape.append(jax.ShapeDtypeStruct((B, H, 1, Dk), F32))
+    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, scratch_k, cfg, "linear_attention_dk")(*args)
+    dk_, rest = res[0].reshape(k.shape), list(res[1:])
+    rows_k = rest.pop(0) if gate else None
+    dzs = rest.pop(0) if gate and nm else None
+    dz0 = rest.pop(0) if nm and want_ds0 else None
 
-    want_ds0 = s0 is not None
     kernel = functools.partial(_dv_kernel, has_dsT=dsT is not None, want_ds0=want_ds0, **common)
     in_specs, args = _present((_act_full(S, C, Dk, NB, True), qf), (_act_full(S, C, Dk, NB, True), kf),
                               (_act(S, C, Dv, BV, NB, True), dof), (_act(S, C, Dv, BV, NB, True), gated(vf)),
                               (_states(S, NB, Dk, BV, "v", True), h), (col, bc), (row, br),
-                              (_state(Dk, BV, "v"), dsT))
+                              (_state(Dk, BV, "v"), dsT), (col, gated(ddc)))
     out_specs, out_shape = [_act(S, C, Dv, BV, NB, True)], [jax.ShapeDtypeStruct(vf.shape, v.dtype)]
     if gate:
         out_specs.append(_rowsums(S, C, NB, True))
@@ -288,12 +364,16 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True):
     if want_ds0:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    res = _call(kernel, (B, H, NV, NB), in_specs, out_specs, out_shape, (Dk, BV), cfg, "linear_attention_dv")(*args)
+    res = _call(kernel, (B, H, NV, NB), in_specs, out_specs, out_shape, [(Dk, BV)], cfg,
+                "linear_attention_dv")(*args)
     dv_, rest = res[0].reshape(v.shape), list(res[1:])
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None
 
     pair_sums = None
     if gate:
-        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v))
-    return dq_, dk_, dv_, ds0, pair_sums
+        rows_q, rows_k, rows_v = (r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v))
+        if nm:
+            rows_v = rows_v + chunk_math.span_rows(zs, dzs, b[:, :, C - 1::C], C)
+        pair_sums = (rows_q, rows_k, rows_v)
+    return dq_, dk_, dv_, ds0, pair_sums, dz0

@@ -24,9 +24,9 @@ def _cfg(backend, interpret=True):
                                chunks_per_step=2)
 
 
-def _inputs(backend, seed=0):
+def _inputs(backend, seed=0, normalize=False):
     D = BLOCKED[backend]["D"]
-    p = problem(seed, 1, 64, 2, D, D, decay="gate", state=True)
+    p = problem(seed, 1, 64, 2, D, D, decay="gate", state=True, positive=normalize, normalize=normalize)
     return {n: jnp.asarray(x, jnp.float32) for n, x in p.items()}
 
 
@@ -44,28 +44,31 @@ def test_interpreters_poison_unwritten_outputs(interpret):
     assert np.all(np.isfinite(o[:8])) and np.all(np.isnan(o[8:]))
 
 
+@pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("backend,interpret", [("gpu", True), ("tpu", "tpu")])
-def test_multiblock_matches_reference(backend, interpret):
+def test_multiblock_matches_reference(backend, interpret, normalize):
     """Two feature blocks per head, four chunks (TPU: two grid steps of two), gate and state in and out, against the float64 reference.
+    With normalize the key sum rides beside the state in both feature blocks, and the normaliser's decay
+    gradient is counted by one block only (twice would fail the tolerance).
 
     The TPU kernels run under Pallas' TPU interpreter (VMEM, DMA and grid semantics). No dimension is padded,
     so with the interpreters' NaN-poisoned buffers a finite result means every element of every kernel
     output was written: o, S_T, dq, dk, dv and dS_0 directly, and the per-chunk states and gate rows through
     the decay gradient, whose sums propagate any NaN."""
     cfg = _cfg(backend, interpret)
-    x = _inputs(backend, seed=1)
+    x = _inputs(backend, seed=1, normalize=normalize)
     scale = 0.2
 
     def f(x, core):
         return core(x["q"] * scale, x["k"], x["v"], x["log_decay"], x["initial_state"])
 
     def ref_core(q, k, v, g, s0):
-        return reference.quadratic(q, k, v, g, scale=1.0, initial_state=s0)
+        return reference.quadratic(q, k, v, g, scale=1.0, initial_state=s0, normalize=normalize)
 
     cot = jax.tree.map(lambda a: jnp.ones_like(a), jax.eval_shape(lambda: f(x, ref_core)))
     @jax.jit
     def kernel_fn(x):
-        out, vjp = jax.vjp(lambda x: f(x, lambda *a: pallas.causal_core(*a, cfg, True)), x)
+        out, vjp = jax.vjp(lambda x: f(x, lambda *a: pallas.causal_core(*a, cfg, True, normalize)), x)
         return out, vjp(jax.tree.map(lambda c: c.astype(jnp.float32), cot))[0]
 
     out, grads = kernel_fn(x)
