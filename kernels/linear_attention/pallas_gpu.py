@@ -36,9 +36,10 @@ def gpu_num_warps(cfg, d_max: int) -> int:
 
 
 def gpu_num_stages(cfg, norm: bool) -> int:
-    """cfg.num_stages, else 2, or 1 with normalize: the normaliser's key sum and row sums push the gated
-    kernels to 255 registers, and two pipeline stages then spill (ptxas, sm_90: fwd 64 B at D 128 with
-    state, dk 4 B at D 64); one stage spills nowhere in kernels.aot's matrix."""
+    """cfg.num_stages, else 2, or 1 where normalize changes the kernel (fwd, dq, dk; dv only with the gate):
+    the normaliser's key sum and row sums push the gated kernels to 255 registers, and two pipeline stages
+    then spill (ptxas, sm_90: fwd 72 B at D 128 with state, dk 4 B at D 64); one stage spills nowhere in
+    kernels.aot's matrix, and also needs fewer registers without the gate (D128 fwd 172 against 224)."""
     return cfg.num_stages or (1 if norm else 2)
 
 
@@ -355,7 +356,8 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     if want_ds0:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    res = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dv", Dmax, nm)(*args)
+    res = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dv", Dmax,
+                nm and gate)(*args)
     dv_, rest = res[0], list(res[1:])
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None
