@@ -137,7 +137,7 @@ def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
 
     Gate rows (given q): pairs (s before the chunk, t = this row): e_q q_t . (do_t S^T), summed over the block."""
     z_in = z
-    if z is not None:  # first: the elementwise read of k ends before the matmuls (as in fwd)
+    if z is not None:  # first, with or without decay (ptxas: the smaller worst case; see docs/kernels.md)
         z = _key_sum(z, _scale_rows(k, d.e_k), d)
     p = _do_v(do, v, d, dden, precision)
     inter = _dot(do, S.astype(do.dtype), tb=True, precision=precision)

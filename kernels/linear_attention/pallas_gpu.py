@@ -287,9 +287,9 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
 
 
 def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
-    """-> (dq, dk, dv, ds0 or None, gate [B, H, T] or None, dz0 or None). `gate` holds, for each step r, the
-    pair terms straddling r that chunk_math's kernels emit, less the two in-chunk partial sums (summed in
-    pallas.py). norm: chunk_math.Norm (normalize; do is then v's cotangent do / (den + eps))."""
+    """-> (dq, dk, dv, ds0 or None, pair sums or None, dz0 or None). The pair sums (rows_q, rows_k, rows_v,
+    each [B, H, T]) hold, for each step r, the pair terms straddling r that chunk_math's kernels emit, less
+    the two in-chunk partial sums (summed in pallas.py). norm: chunk_math.Norm (normalize; do is then v's cotangent do / (den + eps))."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     Dmax = max(Dk, Dv)

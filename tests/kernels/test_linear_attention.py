@@ -30,6 +30,9 @@ VARIANTS = {
     "state_gla": ({"decay": "gate", "state": True}, {"return_final_state": True}),
     "state_normalized": ({"state": True, "positive": True},
                          {"normalize": True, "return_final_state": True}),
+    "state_normalized_retention": ({"decay": "fixed", "state": True, "positive": True},
+                                   {"normalize": True, "return_final_state": True}),
+    "bidirectional_normalized_gla": ({"decay": "gate", "positive": True}, {"normalize": True, "causal": False}),
 }
 
 
