@@ -132,7 +132,7 @@ def triton_kernels(case: Case, grids: dict | None = None):
 
 _DOT = re.compile(r"tt\.dot .*: tensor<(\d+)x(\d+)x\w+> \* tensor<\d+x(\d+)x\w+>")
 _VEC = re.compile(r"= (?:arith\.(?:addf|subf|mulf|divf|maxnumf|minnumf)|math\.exp2) .*: tensor<([\dx]+)xf\d+>$")
-_RED = re.compile(r"\"tt\.reduce\"\(.*\(tensor<([\dx]+)xf\d+>\)")
+_RED = re.compile(r"^\}\) : \(tensor<([\dx]+)xf\d+>\) -> ")   # a reduction's closing line: its input type
 
 
 def chunk_flops(ttir: str) -> dict:
@@ -152,7 +152,7 @@ def chunk_flops(ttir: str) -> dict:
             M, K, N = map(int, m.groups())
             dot += 2 * M * K * N
         else:
-            m = _VEC.search(line.strip()) or _RED.search(line)
+            m = _VEC.search(line.strip()) or _RED.search(line.strip())
             if m:
                 vec += _prod(m.group(1))
         depth += line.count("{") - line.count("}")
