@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from .chunk_math import LOG2E, NORMALIZE_EPS, Norm
+from .chunk_math import LOG2E, NORMALIZE_EPS, Norm, span_rows
 from .common import chunk_local_cumsum, matmul_precision, next_pow2, pad_axis, round_up
 
 
@@ -164,18 +164,21 @@ def _bwd_rule(cfg, want_state, normalize, res, cts):
         ds0 = ds0.astype(s0.dtype)
     dg = None
     if gate_grad:
-        dg = _gate_grad(*pair_sums, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
+        dg = _gate_grad(*pair_sums, b, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
     return dq, dk, dv, dg, ds0
 
 
-def _gate_grad(rows_q, rows_k, rows_v, C):
+def _gate_grad(rows_q, rows_k, rows_v, zs, dzs, b, C):
     """dL/dg_r from the kernels' pair sums ([B, H, T] each): rows_v already holds the pairs inside r's
     chunk and those spanning it; pairs entering from earlier chunks count for steps t >= r of the chunk
-    (rows_q at t), pairs leaving to later chunks for steps s < r (rows_k at s)."""
+    (rows_q at t), pairs leaving to later chunks for steps s < r (rows_k at s). With normalize, zs and dzs
+    (the per-chunk key sums and their gradients) add the normaliser's pairs spanning each chunk."""
     B, H, T = rows_q.shape
     rq, rk = rows_q.reshape(B, H, T // C, C), rows_k.reshape(B, H, T // C, C)
     from_before = jax.lax.cumsum(rq, axis=3, reverse=True)
     to_after = jnp.cumsum(rk, axis=3) - rk
+    if zs is not None:
+        rows_v = rows_v + span_rows(zs, dzs, b[:, :, C - 1::C], C)
     return rows_v + (from_before + to_after).reshape(B, H, T)
 
 

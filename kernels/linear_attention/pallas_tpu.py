@@ -372,8 +372,5 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
 
     pair_sums = None
     if gate:
-        rows_q, rows_k, rows_v = (r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v))
-        if nm:
-            rows_v = rows_v + chunk_math.span_rows(zs, dzs, b[:, :, C - 1::C], C)
-        pair_sums = (rows_q, rows_k, rows_v)
+        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v)) + (zs, dzs)
     return dq_, dk_, dv_, ds0, pair_sums, dz0
