@@ -62,12 +62,12 @@ class Case:
 
 
 def matrix(quick: bool = False):
-    """dtype x D x decay, plus state (with the gate, with and without normalize) at bf16 D 64 and 128, and
-    normalize without gate or state at D 128. quick: bf16 only."""
+    """dtype x D x decay, plus state (with the gate, with and without normalize) and normalize without gate
+    or state, at bf16 D 64 and 128. quick: bf16 only."""
     dtypes = ("bfloat16",) if quick else ("bfloat16", "float32")
     cases = [Case(dt, D, decay) for dt in dtypes for D in (64, 128) for decay in (False, True)]
     cases += [Case("bfloat16", D, True, normalize=norm, state=True) for D in (64, 128) for norm in (False, True)]
-    cases += [Case("bfloat16", 128, False, normalize=True)]
+    cases += [Case("bfloat16", D, False, normalize=True) for D in (64, 128)]
     return cases
 
 
@@ -211,6 +211,20 @@ def compile_triton(ttir: str, arch: str, num_warps: int, num_stages: int) -> dic
     return res
 
 
+# Per-SM limits (CUDA occupancy calculator): registers are allocated per warp in units of 256; shared memory
+# per SM and per-block reservation in bytes.
+_SM = {"sm_90": dict(smem=233472), "sm_80": dict(smem=167936)}
+
+
+def programs_per_sm(row) -> int:
+    """Programs (CTAs) of this kernel that fit on one SM at once, by registers, shared memory and warps: what
+    a register count costs (latency hiding needs several programs per SM)."""
+    warps, regs_per_warp = row["num_warps"], -(-row["regs"] * 32 // 256) * 256
+    by_regs = (65536 // regs_per_warp) // warps
+    by_smem = _SM[row["arch"]]["smem"] // (row["smem"] + 1024)
+    return min(by_regs, by_smem, 64 // warps, 32)
+
+
 def gpu_report(cases, archs, workers: int | None = None):
     """Lower every case, then compile the distinct kernels in parallel processes (spawned: no fork of JAX)."""
     import concurrent.futures
@@ -233,7 +247,8 @@ def gpu_report(cases, archs, workers: int | None = None):
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for key, res in zip(keys, pool.map(compile_triton, *zip(*keys))):
             jobs[key] = res
-    return [{**row, **jobs[key]} for row, key in rows]
+    out = [{**row, **jobs[key]} for row, key in rows]
+    return [{**r, "per_sm": programs_per_sm(r)} if "error" not in r else r for r in out]
 
 
 # ---------------------------------------------------------------- TPU (Mosaic via libtpu, compile-only topology)
@@ -270,7 +285,8 @@ def tpu_report(cases, generations):
 
 def normalize_costs(gpu_rows, arch: str = "sm_90"):
     """Per kernel of every normalize case: its compiled work (mflop: matmul + vector FLOPs x programs x
-    chunks) and registers per thread over those of the same case without normalize."""
+    chunks) and registers per thread over those of the same case without normalize, and both kernels'
+    programs per SM."""
     by = {(r["case"], r["kernel"]): r for r in gpu_rows if r["arch"] == arch and "error" not in r}
     out = []
     for (case, kernel), r in sorted(by.items()):
@@ -281,7 +297,8 @@ def normalize_costs(gpu_rows, arch: str = "sm_90"):
         if plain:
             out.append({"case": case, "kernel": kernel, "mflop_ratio": round(r["mflop"] / plain["mflop"], 3),
                         "regs": r["regs"], "regs_plain": plain["regs"],
-                        "regs_ratio": round(r["regs"] / plain["regs"], 3)})
+                        "regs_ratio": round(r["regs"] / plain["regs"], 3),
+                        "per_sm": r["per_sm"], "per_sm_plain": plain["per_sm"]})
     return out
 
 
@@ -324,10 +341,11 @@ def main(argv=None):
         out["gpu"] = gpu_report(cases, archs)
         print(f"## GPU (Triton {triton.__version__}, ptxas -v; default config)\n")
         print(_table(out["gpu"], ["case", "kernel", "arch", "regs", "spill_stores", "spill_loads", "smem",
-                                  "num_warps", "num_stages", "programs", "mflop", "error"]))
+                                  "num_warps", "num_stages", "per_sm", "programs", "mflop", "error"]))
         out["normalize"] = normalize_costs(out["gpu"])
         print("\n## normalize=True against normalize=False (same dtype, D, gate; sm_90)\n")
-        print(_table(out["normalize"], ["case", "kernel", "mflop_ratio", "regs", "regs_plain", "regs_ratio"]))
+        print(_table(out["normalize"], ["case", "kernel", "mflop_ratio", "regs", "regs_plain", "regs_ratio",
+                                         "per_sm", "per_sm_plain"]))
     if gens:
         out["tpu"] = tpu_report(cases, gens)
         print("\n## TPU (libtpu, compile-only topology; scoped VMEM bytes per kernel)\n")
