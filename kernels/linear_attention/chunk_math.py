@@ -25,11 +25,12 @@ which cancels catastrophically (its float32 error grows with T times the decay r
 Normaliser (normalize=True). den_t is the forward with v replaced by a ones column, so its state is a key
 sum z: [1, Dk] and its tiles are row/column sums, not matmuls: den = rowsum(q k^T * W) + (q e_q) . z,
 z' = e_C z + colsum(k e_k). Kernels keep z (and in the backward dz) beside S instead of appending the
-column to v, which would pad Dv 128 to 256 and double every tile. In the backward the ones column's
+column to v, which would pad Dv 128 to 256 and double every tile; the forward stores the z entering each
+chunk, which the dq sweep reads rather than recomputes. In the backward the ones column's
 cotangent is dden_t = -(do_t . o_t) / (den_t + eps) and v's is do / (den + eps) (both computed by the
 caller); it adds dden_t to every entry of row t of do v^T (dq, dk), dden z to dq's inter-chunk term and
 dz to dk's, and its decay-gradient pairs: in the chunk (dv, one feature block only), spanning it
-(`span_rows`, from the per-chunk z and dz the dq and dk sweeps store).
+(`span_rows`, from the per-chunk z the forward stores and the dz the dk sweep stores).
 """
 from __future__ import annotations
 
@@ -55,10 +56,11 @@ class Decay(NamedTuple):
 
 class Norm(NamedTuple):
     """The normaliser's backward operands (pallas.py -> kernels): dden [B, H, T] float32, the ones
-    column's cotangent; z0, dzT: [B, H, 1, Dk] float32 key sum entering / its gradient leaving, or None."""
+    column's cotangent; zs: [B, H, N, 1, Dk] float32, the key sum entering each chunk (from the forward);
+    dzT: [B, H, 1, Dk] float32, the gradient of the key sum leaving the sequence, or None."""
 
     dden: jax.Array
-    z0: jax.Array | None
+    zs: jax.Array
     dzT: jax.Array | None
 
 
@@ -92,29 +94,31 @@ def _decay_state(S, d: Decay):
     return S if d.e_c is None else S * d.e_c
 
 
-def fwd(q, k, v, S, d: Decay, precision=None, z=None):
-    """-> (o [C, BV] float32, S' [Dk, BV] float32, z' [1, Dk], den [C, 1]); with z (normalize: the key sum
-    entering the chunk, [1, Dk] float32) o is divided by den + eps, else z' and den are None."""
-    # Without decay q and k are the loaded tiles: reading them for the normaliser before the matmuls lets
-    # their register copies die early (ptxas, sm_90, D128: 224 -> 172 registers). With decay the scaled
-    # tiles are computed, and doing it first keeps them live across the matmuls (the gated D128 forward
-    # with state then spills 8 B), so it comes last.
-    early = z is not None and d.e_q is None
-    if early:
-        qz, z = _rowsum(q.astype(F32) * z), _key_sum(z, k, d)
+def fwd(q, k, v, S, d: Decay, precision=None, z=None, store_den=None):
+    """-> (o [C, BV] float32, S' [Dk, BV] float32, z' [1, Dk] or None); with z (normalize: the key sum
+    entering the chunk, [1, Dk] float32) o is divided by den + eps, and store_den(den [C, 1]) is called as
+    soon as den is known."""
+    # Register pressure (ptxas, sm_90), measured: q e_q . z = e_q (q . z) read from the loaded q before the
+    # matmuls, and den stored as soon as it is known rather than after them, so neither the q tile nor den's
+    # store crosses the matmuls (D128: 172 -> 158 registers; gated D64: 251 -> 203). The key-sum update reads
+    # the loaded k without decay, and the scaled tile the state's matmul uses with decay.
+    if z is not None:
+        qz = _rowsum(q.astype(F32) * z)
+        z_next = _key_sum(z, k, d) if d.e_q is None else None
     s = _weigh(_dot(q, k, tb=True, precision=precision), d)
-    den = _rowsum(s) + qz if early else None
+    if z is not None:
+        den = _rowsum(s) + (qz if d.e_q is None else qz * d.e_q)
+        store_den(den)
     o = _dot(s.astype(v.dtype), v, precision=precision)
     qe = _scale_rows(q, d.e_q)
     o = o + _dot(qe, S.astype(q.dtype), precision=precision)
     ke = _scale_rows(k, d.e_k)
     S = _decay_state(S, d) + _dot(ke, v, ta=True, precision=precision)
-    if z is not None:
-        if not early:
-            qz, z = _rowsum(qe.astype(F32) * z), _key_sum(z, ke, d)
-            den = _rowsum(s) + qz
-        o = o / (den + NORMALIZE_EPS)
-    return o, S, z, den
+    if z is None:
+        return o, S, None
+    if z_next is None:
+        z_next = _key_sum(z, ke, d)
+    return o / (den + NORMALIZE_EPS), S, z_next
 
 
 def _key_sum(z, xe, d: Decay, w=None):
@@ -132,23 +136,21 @@ def _do_v(do, v, d: Decay, dden, precision):
 
 
 def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
-    """k: [C, BK]; v, do: [C, Dv]; S: [BK, Dv] -> (dq [C, BK], S', z', gate rows [C, 1] or None).
-    Normalize: z [1, BK] entering the chunk and dden [C, 1]; else both None (z' None).
+    """k: [C, BK]; v, do: [C, Dv]; S: [BK, Dv] -> (dq [C, BK], S', gate rows [C, 1] or None). Normalize: z
+    [1, BK], the key sum entering the chunk (the forward stores it: recomputing it here cost 26-46 registers),
+    and dden [C, 1]; else both None.
 
     Gate rows (given q): pairs (s before the chunk, t = this row): e_q q_t . (do_t S^T), summed over the block."""
-    z_in = z
-    if z is not None:  # first, with or without decay (ptxas: the smaller worst case; see docs/kernels.md)
-        z = _key_sum(z, _scale_rows(k, d.e_k), d)
     p = _do_v(do, v, d, dden, precision)
     inter = _dot(do, S.astype(do.dtype), tb=True, precision=precision)
-    if z_in is not None:
-        inter = inter + dden * z_in
+    if z is not None:
+        inter = inter + dden * z
     if d.e_q is not None:
         inter = inter * d.e_q
     rows = None if q is None else _rowsum(q.astype(F32) * inter)
     out = _dot(p.astype(k.dtype), k, precision=precision) + inter
     S = _decay_state(S, d) + _dot(_scale_rows(k, d.e_k), v, ta=True, precision=precision)
-    return out, S, z, rows
+    return out, S, rows
 
 
 def dk(q, v, do, dS, d: Decay, precision=None, k=None, dz=None, dden=None):
@@ -202,7 +204,7 @@ def dv(q, k, do, dS, d: Decay, precision=None, v=None, S_prev=None, dden=None):
 def span_rows(zs, dzs, b_last, C):
     """The normaliser's decay-gradient pairs spanning each chunk (s before it, t after it), which count
     for every step r of the chunk: e_C <z entering, dz leaving>. zs, dzs: [B, H, N, 1, Dk] float32 (as the
-    dq and dk sweeps store them); b_last: [B, H, N] base-2 log decay of each whole chunk -> [B, H, N * C]."""
+    forward and the dk sweep store them); b_last: [B, H, N] base-2 log decay of each whole chunk -> [B, H, N * C]."""
     x = jnp.exp2(b_last) * jnp.sum(zs * dzs, axis=(-2, -1))
     return jnp.repeat(x, C, axis=-1)
 

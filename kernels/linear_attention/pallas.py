@@ -116,14 +116,15 @@ def _fwd(q, k, v, g, s0, cfg, want_state, normalize):
     Dv = v.shape[-1]
     S0, z0 = _split_state(s0, Dv, cfg.pad_head_dim(Dk)) if normalize else (s0, None)
     qp, kp, vp, b, s0p = _pad(q, k, v, g, S0, cfg)
-    o, sT, den, zT = _backend(cfg).forward(qp, kp, vp, b, s0p, cfg, want_state, z0, normalize)
+    o, sT, den, zT, zs = _backend(cfg).forward(qp, kp, vp, b, s0p, cfg, want_state, z0, normalize)
     o = o[:, :T, :, :Dv]
     if sT is not None:
         sT = sT[:, :, :Dk, :Dv]
         if normalize:
             sT = jnp.concatenate([sT, zT[:, :, 0, :Dk, None]], axis=-1)
-    # normalize: the backward needs o and den (as flash attention keeps o and the log-sum-exp)
-    extra = (o, den) if normalize else ()
+    # normalize: the backward needs o and den (as flash attention keeps o and the log-sum-exp), and the key
+    # sum entering each chunk (T / chunk x Dk floats per head), which its dq sweep would otherwise recompute
+    extra = (o, den, zs) if normalize else ()
     return (o, sT), (q, k, v, g, s0) + extra
 
 
@@ -141,15 +142,15 @@ def _bwd_rule(cfg, want_state, normalize, res, cts):
     norm = None
     S0 = s0
     if normalize:
-        o, den = res[5:7]
+        o, den, zs = res[5:8]
         r = 1.0 / (den[:, :, :T].transpose(0, 2, 1) + NORMALIZE_EPS)                 # [B, T, H]
         do32 = do.astype(jnp.float32)
         dden = -jnp.sum(do32 * o.astype(jnp.float32), axis=-1) * r                 # the ones column's cotangent
         do = do32 * r[..., None]                                                     # v's
-        S0, z0 = _split_state(s0, Dv, Dkp)
+        S0 = _split_state(s0, Dv, Dkp)[0]
         dsT, dzT = _split_state(dsT, Dv, Dkp)
         dden = pad_axis(dden, 1, round_up(T, cfg.chunk_size)).transpose(0, 2, 1)      # [B, H, Tp]
-        norm = Norm(dden, z0, dzT)
+        norm = Norm(dden, zs, dzT)
     qp, kp, vp, b, s0p = _pad(q, k, v, g, S0, cfg)
     dop = pad_axis(pad_axis(do.astype(v.dtype), 1, qp.shape[1]), 3, vp.shape[-1])
     dsTp = None

@@ -88,19 +88,23 @@ def _unpack(refs, flags):
 
 
 def _fwd_kernel(*refs, C, N, has_decay, has_s0, want_state, norm, precision):
-    q_ref, k_ref, v_ref, b_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zT_ref = _unpack(
-        refs, (1, 1, 1, has_decay, has_s0, norm and has_s0, 1, want_state, norm, norm and want_state))
+    q_ref, k_ref, v_ref, b_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zs_ref, zT_ref = _unpack(
+        refs, (1, 1, 1, has_decay, has_s0, norm and has_s0, 1, want_state, norm, norm, norm and want_state))
     S = s0_ref[...] if has_s0 else jnp.zeros((q_ref.shape[-1], v_ref.shape[-1]), F32)
     z = _key_sum_init(z0_ref, q_ref.shape[-1]) if norm else None
 
     def body(n, carry):
         S, z = carry
         rows = pl.ds(n * C, C)
-        o, S, z, den = chunk_math.fwd(q_ref[rows, :], k_ref[rows, :], v_ref[rows, :], S, _decay(b_ref, n, C),
-                                      precision, z=z)
-        o_ref[rows, :] = o.astype(o_ref.dtype)
-        if norm:
+        if norm:  # the key sum entering each chunk, for the backward's dq sweep and decay gradient
+            zs_ref[n] = z
+
+        def store_den(den):
             den_ref[rows] = den.reshape(C)
+
+        o, S, z = chunk_math.fwd(q_ref[rows, :], k_ref[rows, :], v_ref[rows, :], S, _decay(b_ref, n, C),
+                                 precision, z=z, store_den=store_den)
+        o_ref[rows, :] = o.astype(o_ref.dtype)
         return S, z
 
     S, z = jax.lax.fori_loop(0, N, body, (S, z))
@@ -121,27 +125,24 @@ def _col(ref, n, C):
 
 
 def _dq_kernel(*refs, C, N, has_decay, gate, has_s0, norm, precision):
-    k_ref, v_ref, do_ref, q_ref, b_ref, s0_ref, dd_ref, z0_ref, dq_ref, rows_ref, h_ref, zs_ref = _unpack(
-        refs, (1, 1, 1, gate, has_decay, has_s0, norm, norm and has_s0, 1, gate, gate, norm and gate))
+    k_ref, v_ref, do_ref, q_ref, b_ref, s0_ref, dd_ref, zs_ref, dq_ref, rows_ref, h_ref = _unpack(
+        refs, (1, 1, 1, gate, has_decay, has_s0, norm, norm, 1, gate, gate))
     S = s0_ref[...] if has_s0 else jnp.zeros((k_ref.shape[-1], v_ref.shape[-1]), F32)
-    z = _key_sum_init(z0_ref, k_ref.shape[-1]) if norm else None
 
-    def body(n, carry):
-        S, z = carry
+    def body(n, S):
         rows = pl.ds(n * C, C)
         if gate:  # the dv sweep needs the state entering each chunk for the decay gradient
             h_ref[n] = S.astype(h_ref.dtype)
-            if norm:
-                zs_ref[n] = z
         q = q_ref[rows, :] if gate else None
-        dq, S, z, pairs = chunk_math.dq(k_ref[rows, :], v_ref[rows, :], do_ref[rows, :], S, _decay(b_ref, n, C),
-                                        precision, q=q, z=z, dden=_col(dd_ref, n, C))
+        z = zs_ref[n] if norm else None
+        dq, S, pairs = chunk_math.dq(k_ref[rows, :], v_ref[rows, :], do_ref[rows, :], S, _decay(b_ref, n, C),
+                                     precision, q=q, z=z, dden=_col(dd_ref, n, C))
         dq_ref[rows, :] = dq.astype(dq_ref.dtype)
         if gate:
             rows_ref[rows] = pairs.reshape(C)
-        return S, z
+        return S
 
-    jax.lax.fori_loop(0, N, body, (S, z))
+    jax.lax.fori_loop(0, N, body, S)
 
 
 def _dk_kernel(*refs, C, N, has_decay, gate, has_dsT, norm, want_dz0, precision):
@@ -236,6 +237,11 @@ def _per_block(D):
     return pl.BlockSpec((None, None, None, 1, D), lambda j, b, h: (j, b, h, 0, 0))
 
 
+def _per_block_chunks(N, D):
+    """[NV, B, H, N, 1, D]: per-chunk key sums, one copy per feature block."""
+    return pl.BlockSpec((None, None, None, N, 1, D), lambda j, b, h: (j, b, h, 0, 0, 0))
+
+
 def _rowsums(T):
     return pl.BlockSpec((None, None, None, T), lambda j, b, h: (j, b, h, 0))
 
@@ -256,7 +262,8 @@ def _present(*pairs):
 
 def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = False):
     """q, k: [B, T, H, Dk]; v: [B, T, H, Dv]; b: [B, H, T] or None; s0: [B, H, Dk, Dv] f32 or None;
-    normalize: z0 [B, H, 1, Dk] f32 or None -> (o, S_T or None, den [B, H, T] or None, z_T or None)."""
+    normalize: z0 [B, H, 1, Dk] f32 or None -> (o, S_T or None, den [B, H, T], z_T [B, H, 1, Dk] or None,
+    zs [B, H, N, 1, Dk]: the key sum entering each chunk); den and zs None without normalize."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     Dmax = max(Dk, Dv)
@@ -272,8 +279,8 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
     if normalize:
-        out_specs.append(_rowsums(T))
-        out_shape.append(jax.ShapeDtypeStruct((NV, B, H, T), F32))
+        out_specs += [_rowsums(T), _per_block_chunks(T // C, Dk)]
+        out_shape += [jax.ShapeDtypeStruct((NV, B, H, T), F32), jax.ShapeDtypeStruct((NV, B, H, T // C, 1, Dk), F32)]
         if want_state:
             out_specs.append(_per_block(Dk))
             out_shape.append(jax.ShapeDtypeStruct((NV, B, H, 1, Dk), F32))
@@ -281,9 +288,9 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
                 normalize)(*args)
     o, rest = out[0], list(out[1:])
     sT = rest.pop(0) if want_state else None
-    den = rest.pop(0)[0] if normalize else None
+    den, zs = (rest.pop(0)[0], rest.pop(0)[0]) if normalize else (None, None)
     zT = rest.pop(0)[0] if normalize and want_state else None
-    return o, sT, den, zT
+    return o, sT, den, zT, zs
 
 
 def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
@@ -305,25 +312,21 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     has_decay = b is not None
     gate = has_decay and gate_grad
     nm = norm is not None
-    dden, z0, dzT = norm if nm else (None, None, None)
+    dden, zs, dzT = norm if nm else (None, None, None)
     common = dict(C=C, N=N, has_decay=has_decay, gate=gate, norm=nm, precision=cfg.precision(q.dtype))
     gated = (lambda x: x) if gate else (lambda x: None)
 
     kernel = functools.partial(_dq_kernel, has_s0=s0 is not None, **common)
     in_specs, args = _present((_seq(T, BK), k), (_seq_full(T, Dv), v), (_seq_full(T, Dv), do),
                               (_seq(T, BK), gated(q)), (_rows(T), b), (_state(BK, Dv, "k"), s0),
-                              (_rows(T), dden), (_key_sums(BK, "k"), z0))
+                              (_rows(T), dden), (_chunk_key_sums(N, BK), zs))
     out_specs, out_shape = [_seq(T, BK)], [jax.ShapeDtypeStruct(q.shape, q.dtype)]
     if gate:
         out_specs += [_rowsums(T), _states(N, BK, Dv, "k")]
         out_shape += [jax.ShapeDtypeStruct((NK, B, H, T), F32), jax.ShapeDtypeStruct((B, H, N, Dk, Dv), q.dtype)]
-        if nm:
-            out_specs.append(_chunk_key_sums(N, BK))
-            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
     res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dq", Dmax, nm)(*args)
     dq_, rest = res[0], list(res[1:])
     rows_q, h = (rest.pop(0), rest.pop(0)) if gate else (None, None)
-    zs = rest.pop(0) if gate and nm else None
 
     want_ds0 = s0 is not None
     kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, want_dz0=nm and want_ds0, **common)
@@ -363,5 +366,5 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None
 
-    pair_sums = None if not gate else (rows_q.sum(0), rows_k.sum(0), rows_v.sum(0), zs, dzs)
+    pair_sums = None if not gate else (rows_q.sum(0), rows_k.sum(0), rows_v.sum(0), zs if nm else None, dzs)
     return dq_, dk_, dv_, ds0, pair_sums, dz0

@@ -82,18 +82,22 @@ def _sweep(refs, S, body, rev):
 
 
 def _fwd_kernel(*refs, C, S, NB, has_decay, has_s0, want_state, norm, precision):
-    (q_ref, k_ref, v_ref, bc_ref, br_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zT_ref, S_ref,
-     z_ref) = _unpack(refs, (1, 1, 1, has_decay, has_decay, has_s0, norm and has_s0, 1, want_state, norm,
+    (q_ref, k_ref, v_ref, bc_ref, br_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zs_ref, zT_ref, S_ref,
+     z_ref) = _unpack(refs, (1, 1, 1, has_decay, has_decay, has_s0, norm and has_s0, 1, want_state, norm, norm,
                              norm and want_state, 1, norm))
     _init(S_ref, s0_ref)
     _init(z_ref, z0_ref)
 
     def body(i, carry):
-        o, St, z, den = chunk_math.fwd(q_ref[i], k_ref[i], v_ref[i], carry[0], _decay(bc_ref, br_ref, C, i),
-                                       precision, z=carry[1])
-        o_ref[i] = o.astype(o_ref.dtype)
-        if norm:
+        if norm:  # the key sum entering each chunk, for the backward's dq sweep and decay gradient
+            zs_ref[i] = carry[1]
+
+        def store_den(den):
             den_ref[i] = den
+
+        o, St, z = chunk_math.fwd(q_ref[i], k_ref[i], v_ref[i], carry[0], _decay(bc_ref, br_ref, C, i),
+                                  precision, z=carry[1], store_den=store_den)
+        o_ref[i] = o.astype(o_ref.dtype)
         return St, z
 
     St, z = _sweep((S_ref, z_ref), S, body, False)
@@ -102,28 +106,25 @@ def _fwd_kernel(*refs, C, S, NB, has_decay, has_s0, want_state, norm, precision)
 
 
 def _dq_kernel(*refs, C, S, NB, has_decay, gate, has_s0, norm, precision):
-    (k_ref, v_ref, do_ref, q_ref, bc_ref, br_ref, s0_ref, dd_ref, z0_ref, dq_ref, rows_ref, h_ref, zs_ref, S_ref,
-     z_ref) = _unpack(refs, (1, 1, 1, gate, has_decay, has_decay, has_s0, norm, norm and has_s0, 1, gate, gate,
-                             norm and gate, 1, norm))
+    (k_ref, v_ref, do_ref, q_ref, bc_ref, br_ref, s0_ref, dd_ref, zs_ref, dq_ref, rows_ref, h_ref,
+     S_ref) = _unpack(refs, (1, 1, 1, gate, has_decay, has_decay, has_s0, norm, norm, 1, gate, gate, 1))
     _init(S_ref, s0_ref)
-    _init(z_ref, z0_ref)
 
     def body(i, carry):
-        St, z = carry
+        St = carry[0]
         if gate:  # the dv sweep needs the state entering each chunk for the decay gradient
             h_ref[i] = St.astype(h_ref.dtype)
-            if norm:
-                zs_ref[i] = z
         q = q_ref[i] if gate else None
         dd = None if dd_ref is None else dd_ref[i]
-        dq, St, z, pairs = chunk_math.dq(k_ref[i], v_ref[i], do_ref[i], St, _decay(bc_ref, br_ref, C, i),
-                                         precision, q=q, z=z, dden=dd)
+        z = zs_ref[i] if norm else None
+        dq, St, pairs = chunk_math.dq(k_ref[i], v_ref[i], do_ref[i], St, _decay(bc_ref, br_ref, C, i),
+                                      precision, q=q, z=z, dden=dd)
         dq_ref[i] = dq.astype(dq_ref.dtype)
         if gate:
             rows_ref[i] = pairs
-        return St, z
+        return (St,)
 
-    _sweep((S_ref, z_ref), S, body, False)
+    _sweep((S_ref,), S, body, False)
 
 
 def _dk_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, norm, want_dz0, precision):
@@ -220,6 +221,11 @@ def _per_block(D):
     return pl.BlockSpec((None, None, None, 1, D), lambda b, h, j, n: (j, b, h, 0, 0))
 
 
+def _per_block_chunks(S, NB, D):
+    """[NV, B, H, N, 1, D]: step n's S per-chunk key sums, one copy per feature block."""
+    return pl.BlockSpec((None, None, None, S, 1, D), lambda b, h, j, n: (j, b, h, n, 0, 0))
+
+
 def _rowsums(S, C, NB, rev=False):
     return pl.BlockSpec((None, None, None, S, C, 1), lambda b, h, j, n: (j, b, h, _step(n, NB, rev), 0, 0))
 
@@ -277,8 +283,8 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
     if normalize:
-        out_specs.append(_rowsums(S, C, NB))
-        out_shape.append(jax.ShapeDtypeStruct((NV, B, H, N, C, 1), F32))
+        out_specs += [_rowsums(S, C, NB), _per_block_chunks(S, NB, Dk)]
+        out_shape += [jax.ShapeDtypeStruct((NV, B, H, N, C, 1), F32), jax.ShapeDtypeStruct((NV, B, H, N, 1, Dk), F32)]
         if want_state:
             out_specs.append(_per_block(Dk))
             out_shape.append(jax.ShapeDtypeStruct((NV, B, H, 1, Dk), F32))
@@ -286,9 +292,9 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
     out = _call(kernel, (B, H, NV, NB), in_specs, out_specs, out_shape, scratch, cfg, "linear_attention_fwd")(*args)
     o, rest = out[0].reshape(v.shape), list(out[1:])
     sT = rest.pop(0) if want_state else None
-    den = rest.pop(0)[0].reshape(B, H, T) if normalize else None
+    den, zs = (rest.pop(0)[0].reshape(B, H, T), rest.pop(0)[0]) if normalize else (None, None)
     zT = rest.pop(0)[0] if normalize and want_state else None
-    return o, sT, den, zT
+    return o, sT, den, zT, zs
 
 
 def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
@@ -305,7 +311,7 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     gate = has_decay and gate_grad
     gated = (lambda x: x) if gate else (lambda x: None)
     nm = norm is not None
-    dden, z0, dzT = norm if nm else (None, None, None)
+    dden, zs, dzT = norm if nm else (None, None, None)
     ddc = _decay_views(dden, C)[0]
     bc, br = _decay_views(b, C)
     qf, kf, vf, dof = (_flat(x, C) for x in (q, k, v, do))
@@ -316,19 +322,15 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     kernel = functools.partial(_dq_kernel, has_s0=s0 is not None, **common)
     in_specs, args = _present((_act(S, C, Dk, BK, NB), kf), (_act_full(S, C, Dv, NB), vf),
                               (_act_full(S, C, Dv, NB), dof), (_act(S, C, Dk, BK, NB), gated(qf)), (col, bc),
-                              (row, br), (_state(BK, Dv, "k"), s0), (col, ddc), (_key_sums(BK, "k"), z0))
+                              (row, br), (_state(BK, Dv, "k"), s0), (col, ddc), (_chunk_key_sums(S, NB, BK), zs))
     out_specs, out_shape = [_act(S, C, Dk, BK, NB)], [jax.ShapeDtypeStruct(qf.shape, q.dtype)]
     if gate:
         out_specs += [_rowsums(S, C, NB), _states(S, NB, BK, Dv, "k")]
         out_shape += [jax.ShapeDtypeStruct((NK, B, H, N, C, 1), F32),
                       jax.ShapeDtypeStruct((B, H, N, Dk, Dv), q.dtype)]
-        if nm:
-            out_specs.append(_chunk_key_sums(S, NB, BK))
-            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
-    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, scratch_k, cfg, "linear_attention_dq")(*args)
+    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, [(BK, Dv)], cfg, "linear_attention_dq")(*args)
     dq_, rest = res[0].reshape(q.shape), list(res[1:])
     rows_q, h = (rest.pop(0), rest.pop(0)) if gate else (None, None)
-    zs = rest.pop(0) if gate and nm else None
 
     want_ds0 = s0 is not None
     col, row = _decay_specs(S, C, NB, rev=True)
@@ -372,5 +374,5 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
 
     pair_sums = None
     if gate:
-        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v)) + (zs, dzs)
+        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v)) + (zs if nm else None, dzs)
     return dq_, dk_, dv_, ds0, pair_sums, dz0
