@@ -37,9 +37,9 @@ def gpu_num_warps(cfg, d_max: int) -> int:
 
 def gpu_num_stages(cfg, norm: bool) -> int:
     """cfg.num_stages, else 2, or 1 where normalize changes the kernel (fwd, dq, dk; dv only with the gate):
-    with two pipeline stages the normalized gated kernels spill (ptxas, sm_90: dv 36 B at D 128, dk 4 B at
-    D 64 with state); one stage spills nowhere in kernels.aot's matrix and needs fewer registers in most
-    normalized kernels (D64 fwd 121 against 127, gated D64 dq 176 against 210; docs/kernels.md)."""
+    with two pipeline stages normalized gated kernels spill (ptxas, sm_90: dk 4 B at D 64 with state, dv
+    36 B at D 128 without); one stage spills nowhere in kernels.aot's matrix and needs fewer registers in
+    most normalized kernels (D64 fwd 121 against 127, gated D64 dq 176 against 210; docs/kernels.md)."""
     return cfg.num_stages or (1 if norm else 2)
 
 

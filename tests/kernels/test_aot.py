@@ -98,7 +98,8 @@ def test_normalize_costs_no_more_work(report):
 def test_programs_per_sm_fill_the_sm(report):
     """per_sm is the most programs an SM holds: that many fit its 64K registers (allocated per warp in units of
     256), its shared memory (228 KB on sm_90, 164 KB on sm_80, 1 KB reserved per program) and 64 warps, and one
-    more would not."""
+    more would not. The limits are NVIDIA's documented ones, restated here: this guards the arithmetic
+    (rounding, which limit binds), not the constants."""
     smem = {"sm_90": 233472, "sm_80": 167936}
 
     def fits(r, n):
