@@ -100,8 +100,9 @@ def fwd(q, k, v, S, d: Decay, precision=None, z=None, store_den=None):
     soon as den is known."""
     # Register pressure (ptxas, sm_90), measured: q e_q . z = e_q (q . z) read from the loaded q before the
     # matmuls, and den stored as soon as it is known rather than after them, so neither the q tile nor den's
-    # store crosses the matmuls (D128: 172 -> 158 registers; gated D64: 251 -> 203). The key-sum update reads
-    # the loaded k without decay, and the scaled tile the state's matmul uses with decay.
+    # store crosses the matmuls (D128: 172 -> 158 registers, 161 with the kernels' key-sum store; gated D64:
+    # 251 -> 203). The key-sum update reads the loaded k without decay, with decay the scaled tile that the
+    # state's matmul uses.
     if z is not None:
         qz = _rowsum(q.astype(F32) * z)
         z_next = _key_sum(z, k, d) if d.e_q is None else None
@@ -137,8 +138,8 @@ def _do_v(do, v, d: Decay, dden, precision):
 
 def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
     """k: [C, BK]; v, do: [C, Dv]; S: [BK, Dv] -> (dq [C, BK], S', gate rows [C, 1] or None). Normalize: z
-    [1, BK], the key sum entering the chunk (the forward stores it: recomputing it here cost 26-46 registers),
-    and dden [C, 1]; else both None.
+    [1, BK], the key sum entering the chunk (the forward stores it: recomputing it here cost 7-35 registers
+    by ptxas, sm_90), and dden [C, 1]; else both None.
 
     Gate rows (given q): pairs (s before the chunk, t = this row): e_q q_t . (do_t S^T), summed over the block."""
     p = _do_v(do, v, d, dden, precision)
@@ -204,7 +205,8 @@ def dv(q, k, do, dS, d: Decay, precision=None, v=None, S_prev=None, dden=None):
 def span_rows(zs, dzs, b_last, C):
     """The normaliser's decay-gradient pairs spanning each chunk (s before it, t after it), which count
     for every step r of the chunk: e_C <z entering, dz leaving>. zs, dzs: [B, H, N, 1, Dk] float32 (as the
-    forward and the dk sweep store them); b_last: [B, H, N] base-2 log decay of each whole chunk -> [B, H, N * C]."""
+    forward and the dk sweep store them); b_last: [B, H, N] base-2 log decay of each whole chunk
+    -> [B, H, N * C]."""
     x = jnp.exp2(b_last) * jnp.sum(zs * dzs, axis=(-2, -1))
     return jnp.repeat(x, C, axis=-1)
 
