@@ -139,7 +139,7 @@ def _bwd_rule(cfg, want_state, normalize, res, cts):
     gate_grad = g is not None and gate_flag is not None
     T, Dk, Dv = q.shape[1], q.shape[-1], v.shape[-1]
     Dkp = cfg.pad_head_dim(Dk)
-    norm = None
+    norm, zs = None, None
     S0 = s0
     if normalize:
         o, den, zs = res[5:8]
@@ -165,15 +165,16 @@ def _bwd_rule(cfg, want_state, normalize, res, cts):
         ds0 = ds0.astype(s0.dtype)
     dg = None
     if gate_grad:
-        dg = _gate_grad(*pair_sums, b, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
+        dg = _gate_grad(*pair_sums, zs, b, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
     return dq, dk, dv, dg, ds0
 
 
-def _gate_grad(rows_q, rows_k, rows_v, zs, dzs, b, C):
+def _gate_grad(rows_q, rows_k, rows_v, dzs, zs, b, C):
     """dL/dg_r from the kernels' pair sums ([B, H, T] each): rows_v already holds the pairs inside r's
     chunk and those spanning it; pairs entering from earlier chunks count for steps t >= r of the chunk
-    (rows_q at t), pairs leaving to later chunks for steps s < r (rows_k at s). With normalize, zs and dzs
-    (the per-chunk key sums and their gradients) add the normaliser's pairs spanning each chunk."""
+    (rows_q at t), pairs leaving to later chunks for steps s < r (rows_k at s). With normalize, zs (the
+    per-chunk key sums, from the forward) and dzs (their gradients, from the dk sweep) add the normaliser's
+    pairs spanning each chunk."""
     B, H, T = rows_q.shape
     rq, rk = rows_q.reshape(B, H, T // C, C), rows_k.reshape(B, H, T // C, C)
     from_before = jax.lax.cumsum(rq, axis=3, reverse=True)

@@ -295,9 +295,10 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
 
 def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     """-> (dq, dk, dv, ds0 or None, pair sums or None, dz0 or None). The pair sums (rows_q, rows_k, rows_v,
-    each [B, H, T], then with normalize the per-chunk key sums and their gradients, else None, None) hold,
-    for each step r, the pair terms straddling r that chunk_math's kernels emit, less the two in-chunk
-    partial sums and the normaliser's spanning pairs (both added in pallas.py). norm: chunk_math.Norm (normalize; do is then v's cotangent do / (den + eps))."""
+    each [B, H, T], then with normalize the key-sum gradients leaving each chunk [B, H, N, 1, Dk], else None)
+    hold, for each step r, the pair terms straddling r that chunk_math's kernels emit, less the two in-chunk
+    partial sums and the normaliser's spanning pairs (both added in pallas.py). norm: chunk_math.Norm
+    (normalize; do is then v's cotangent do / (den + eps))."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     Dmax = max(Dk, Dv)
@@ -366,5 +367,5 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None
 
-    pair_sums = None if not gate else (rows_q.sum(0), rows_k.sum(0), rows_v.sum(0), zs if nm else None, dzs)
+    pair_sums = None if not gate else (rows_q.sum(0), rows_k.sum(0), rows_v.sum(0), dzs)
     return dq_, dk_, dv_, ds0, pair_sums, dz0

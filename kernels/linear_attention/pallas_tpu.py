@@ -221,7 +221,7 @@ def _per_block(D):
     return pl.BlockSpec((None, None, None, 1, D), lambda b, h, j, n: (j, b, h, 0, 0))
 
 
-def _per_block_chunks(S, NB, D):
+def _per_block_chunks(S, D):
     """[NV, B, H, N, 1, D]: step n's S per-chunk key sums, one copy per feature block."""
     return pl.BlockSpec((None, None, None, S, 1, D), lambda b, h, j, n: (j, b, h, n, 0, 0))
 
@@ -283,7 +283,7 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
     if normalize:
-        out_specs += [_rowsums(S, C, NB), _per_block_chunks(S, NB, Dk)]
+        out_specs += [_rowsums(S, C, NB), _per_block_chunks(S, Dk)]
         out_shape += [jax.ShapeDtypeStruct((NV, B, H, N, C, 1), F32), jax.ShapeDtypeStruct((NV, B, H, N, 1, Dk), F32)]
         if want_state:
             out_specs.append(_per_block(Dk))
@@ -374,5 +374,5 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
 
     pair_sums = None
     if gate:
-        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v)) + (zs if nm else None, dzs)
+        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v)) + (dzs,)
     return dq_, dk_, dv_, ds0, pair_sums, dz0
