@@ -24,13 +24,13 @@ which cancels catastrophically (its float32 error grows with T times the decay r
 
 Normaliser (normalize=True). den_t is the forward with v replaced by a ones column, so its state is a key
 sum z: [1, Dk] and its tiles are row/column sums, not matmuls: den = rowsum(q k^T * W) + (q e_q) . z,
-z' = e_C z + colsum(k e_k). Kernels keep z (and in the backward dz) beside S instead of appending the
-column to v, which would pad Dv 128 to 256 and double every tile; the forward stores the z entering each
-chunk, which the dq sweep reads rather than recomputes. In the backward the ones column's
-cotangent is dden_t = -(do_t . o_t) / (den_t + eps) and v's is do / (den + eps) (both computed by the
-caller); it adds dden_t to every entry of row t of do v^T (dq, dk), dden z to dq's inter-chunk term and
-dz to dk's, and its decay-gradient pairs: in the chunk (dv, one feature block only), spanning it
-(`span_rows`, from the per-chunk z the forward stores and the dz the dk sweep stores).
+z' = e_C z + colsum(k e_k). Appending the column to v would pad Dv 128 to 256 and double every tile;
+instead the kernels take den's in-chunk part from their own score tile and load z, the key sum entering
+each chunk, which key_sums computes in XLA (in the backward likewise dz, the gradient of the one leaving
+each chunk). In the backward the ones column's cotangent is dden_t = -(do_t . o_t) / (den_t + eps) and
+v's is do / (den + eps) (both computed by the caller); it adds dden_t to every entry of row t of do v^T
+(dq, dk), dden z to dq's inter-chunk term and dz to dk's, and its decay-gradient pairs: in the chunk
+(dv, one feature block only), spanning it (key_sums.span_rows).
 """
 from __future__ import annotations
 
@@ -55,13 +55,13 @@ class Decay(NamedTuple):
 
 
 class Norm(NamedTuple):
-    """The normaliser's backward operands (pallas.py -> kernels): dden [B, H, T] float32, the ones
-    column's cotangent; zs: [B, H, N, 1, Dk] float32, the key sum entering each chunk (from the forward);
-    dzT: [B, H, 1, Dk] float32, the gradient of the key sum leaving the sequence, or None."""
+    """The normaliser's backward operands (pallas.py -> kernels), float32: dden [B, H, T], the ones
+    column's cotangent; zs [B, H, N, 1, Dk], the key sum entering each chunk; dzs [B, H, N, 1, Dk], the
+    gradient of the key sum leaving each chunk (both from key_sums)."""
 
     dden: jax.Array
     zs: jax.Array
-    dzT: jax.Array | None
+    dzs: jax.Array
 
 
 def decay(C: int, b_col=None, b_row=None, b_last=None) -> Decay:
@@ -95,39 +95,30 @@ def _decay_state(S, d: Decay):
 
 
 def fwd(q, k, v, S, d: Decay, precision=None, z=None, store_den=None):
-    """-> (o [C, BV] float32, S' [Dk, BV] float32, z' [1, Dk] or None); with z (normalize: the key sum
-    entering the chunk, [1, Dk] float32) o is divided by den + eps, and store_den(den [C, 1]) is called as
-    soon as den is known."""
+    """-> (o [C, BV] float32, S' [Dk, BV] float32). With z (normalize: the key sum entering the chunk,
+    [1, Dk] float32, from key_sums) o is divided by den + eps, and store_den(den [C, 1]) is called as soon
+    as den is known."""
     # Register pressure (ptxas, sm_90), measured: q e_q . z = e_q (q . z) read from the loaded q before the
-    # matmuls, and den stored as soon as it is known rather than after them, so neither the q tile nor den's
-    # store crosses the matmuls (D128: 172 -> 158 registers, 161 with the kernels' key-sum store; gated D64:
-    # 251 -> 203). The key-sum update reads the loaded k without decay, with decay the scaled tile that the
-    # state's matmul uses.
+    # matmuls, and den stored as soon as it is known, so neither the q tile nor den's store crosses the
+    # matmuls (D128: 172 -> 158 registers). With decay q's rows are rescaled anyway: 1 / den joins e_q and
+    # scales s, so den dies before the matmuls (gated D64: 195 -> 177; without decay the division at the
+    # end is cheaper, 97 against 112).
     if z is not None:
         qz = _rowsum(q.astype(F32) * z)
-        z_next = _key_sum(z, k, d) if d.e_q is None else None
     s = _weigh(_dot(q, k, tb=True, precision=precision), d)
+    e_q = d.e_q
     if z is not None:
-        den = _rowsum(s) + (qz if d.e_q is None else qz * d.e_q)
+        den = _rowsum(s) + (qz if e_q is None else qz * e_q)
         store_den(den)
+        if e_q is not None:
+            r = 1.0 / (den + NORMALIZE_EPS)
+            s, e_q = s * r, e_q * r
     o = _dot(s.astype(v.dtype), v, precision=precision)
-    qe = _scale_rows(q, d.e_q)
-    o = o + _dot(qe, S.astype(q.dtype), precision=precision)
-    ke = _scale_rows(k, d.e_k)
-    S = _decay_state(S, d) + _dot(ke, v, ta=True, precision=precision)
-    if z is None:
-        return o, S, None
-    if z_next is None:
-        z_next = _key_sum(z, ke, d)
-    return o / (den + NORMALIZE_EPS), S, z_next
-
-
-def _key_sum(z, xe, d: Decay, w=None):
-    """e_C z + colsum(xe w): the normaliser's state update ([1, D]). xe: the decay-scaled rows the state's
-    matmul uses too (no second float32 copy of the tile); w: per-row weights [C, 1] or None."""
-    x = xe.astype(F32)
-    x = x if w is None else x * w
-    return _decay_state(z, d) + jnp.sum(x, axis=0, keepdims=True)
+    o = o + _dot(_scale_rows(q, e_q), S.astype(q.dtype), precision=precision)
+    S = _decay_state(S, d) + _dot(_scale_rows(k, d.e_k), v, ta=True, precision=precision)
+    if z is not None and d.e_q is None:
+        o = o / (den + NORMALIZE_EPS)
+    return o, S
 
 
 def _do_v(do, v, d: Decay, dden, precision):
@@ -138,8 +129,8 @@ def _do_v(do, v, d: Decay, dden, precision):
 
 def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
     """k: [C, BK]; v, do: [C, Dv]; S: [BK, Dv] -> (dq [C, BK], S', gate rows [C, 1] or None). Normalize: z
-    [1, BK], the key sum entering the chunk (the forward stores it: recomputing it here cost 7-35 registers
-    by ptxas, sm_90), and dden [C, 1]; else both None.
+    [1, BK], the key sum entering the chunk (from key_sums: recomputing it here cost 7-35 registers by
+    ptxas, sm_90), and dden [C, 1]; else both None.
 
     Gate rows (given q): pairs (s before the chunk, t = this row): e_q q_t . (do_t S^T), summed over the block."""
     p = _do_v(do, v, d, dden, precision)
@@ -156,26 +147,24 @@ def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
 
 def dk(q, v, do, dS, d: Decay, precision=None, k=None, dz=None, dden=None):
     """q: [C, BK]; v, do: [C, Dv]; dS: [BK, Dv] (gradient of the state leaving the chunk)
-    -> (dk, dS entering, dz entering, gate rows [C, 1] or None). Normalize: dz [1, BK] leaving the chunk
+    -> (dk, dS entering, gate rows [C, 1] or None). Normalize: dz [1, BK], the gradient of the key sum
+    leaving the chunk (from key_sums: as a carry updated here it cost 12-18 registers by ptxas, sm_90),
     and dden [C, 1]; else both None.
 
     Gate rows (given k): pairs (s = this row, t after the chunk): e_k k_s . (v_s dS^T), summed over the block."""
-    dz_out, early = dz, dz is not None and d.e_q is None   # first without decay, last with (as in fwd)
-    if early:
-        dz = _key_sum(dz, q, d, dden)
-    p = _do_v(do, v, d, dden, precision)
+    # With dz the inter-chunk term goes first, so dz is dead before the do v^T matmul (ptxas, sm_90: D64
+    # 164 -> 161 registers); without it that order costs the plain kernel (D64 148 -> 156).
+    p = None if dz is not None else _do_v(do, v, d, dden, precision)
     inter = _dot(v, dS.astype(v.dtype), tb=True, precision=precision)
-    if dz_out is not None:
-        inter = inter + dz_out
+    if dz is not None:
+        inter = inter + dz
+        p = _do_v(do, v, d, dden, precision)
     if d.e_k is not None:
         inter = inter * d.e_k
     rows = None if k is None else _rowsum(k.astype(F32) * inter)
     out = _dot(p.astype(q.dtype), q, ta=True, precision=precision) + inter
-    qe = _scale_rows(q, d.e_q)
-    dS = _decay_state(dS, d) + _dot(qe, do, ta=True, precision=precision)
-    if dz is not None and not early:   # with decay first spills (ptxas, sm_90, gated D128 with state: 4 B)
-        dz = _key_sum(dz, qe, d, dden)
-    return out, dS, dz, rows
+    dS = _decay_state(dS, d) + _dot(_scale_rows(q, d.e_q), do, ta=True, precision=precision)
+    return out, dS, rows
 
 
 def dv(q, k, do, dS, d: Decay, precision=None, v=None, S_prev=None, dden=None):
@@ -200,15 +189,6 @@ def dv(q, k, do, dS, d: Decay, precision=None, v=None, S_prev=None, dden=None):
     out = out + _dot(_scale_rows(k, d.e_k), dS.astype(k.dtype), precision=precision)
     dS = _decay_state(dS, d) + _dot(_scale_rows(q, d.e_q), do, ta=True, precision=precision)
     return out, dS, rows
-
-
-def span_rows(zs, dzs, b_last, C):
-    """The normaliser's decay-gradient pairs spanning each chunk (s before it, t after it), which count
-    for every step r of the chunk: e_C <z entering, dz leaving>. zs, dzs: [B, H, N, 1, Dk] float32 (as the
-    forward and the dk sweep store them); b_last: [B, H, N] base-2 log decay of each whole chunk
-    -> [B, H, N * C]."""
-    x = jnp.exp2(b_last) * jnp.sum(zs * dzs, axis=(-2, -1))
-    return jnp.repeat(x, C, axis=-1)
 
 
 def _rowsum(x):

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from .chunk_math import LOG2E, NORMALIZE_EPS, Norm, span_rows
+from . import key_sums
+from .chunk_math import LOG2E, NORMALIZE_EPS, Norm
 from .common import chunk_local_cumsum, matmul_precision, next_pow2, pad_axis, round_up
 
 
@@ -35,7 +36,7 @@ class KernelConfig:
     block_k: int = 64
     block_v: int = 64
     num_warps: int | None = None    # GPU: None = by head dim (see above)
-    num_stages: int | None = None   # GPU: None = 2, or 1 where normalize changes the kernel (gpu_num_stages)
+    num_stages: int | None = None   # GPU: None = 2, or 1 in most normalized kernels (gpu_num_stages)
     auto_split: bool = True          # GPU: narrow the feature blocks when (B, H) alone cannot fill the SMs
     chunks_per_step: int = 8         # TPU: chunks per grid step (B8 T4096 H16 D128 at chunk 64: 1024 steps)
     interpret: bool | str = False     # True: generic interpreter; "tpu": the TPU interpreter (TPU kernels)
@@ -92,8 +93,9 @@ def causal_core(q, k, v, g, s0, cfg: KernelConfig, want_state: bool, normalize: 
     """q (pre-scaled), k: [B, T, H, Dk]; v: [B, T, H, Dv]; g: [B, T, H] float32 or None;
     s0: [B, H, Dk, Dv] or None -> (o: [B, T, H, Dv], S_T: [B, H, Dk, Dv] float32 or None).
 
-    normalize: o = num / (den + eps) computed in the kernels (chunk_math's key sum z, not a ones column
-    appended to v, which would double a power-of-two Dv); s0 and S_T then have Dv + 1 columns, z last."""
+    normalize: o = num / (den + eps) computed in the kernels from the key sum entering each chunk
+    (key_sums), not from a ones column appended to v, which would double a power-of-two Dv; s0 and S_T
+    then have Dv + 1 columns, the key sum last."""
     return _core(q, k, v, g, s0, cfg, want_state, normalize)
 
 
@@ -116,14 +118,15 @@ def _fwd(q, k, v, g, s0, cfg, want_state, normalize):
     Dv = v.shape[-1]
     S0, z0 = _split_state(s0, Dv, cfg.pad_head_dim(Dk)) if normalize else (s0, None)
     qp, kp, vp, b, s0p = _pad(q, k, v, g, S0, cfg)
-    o, sT, den, zT, zs = _backend(cfg).forward(qp, kp, vp, b, s0p, cfg, want_state, z0, normalize)
+    zs, zT = key_sums.entering(kp, b, z0, cfg.chunk_size, qp.dtype) if normalize else (None, None)
+    o, sT, den = _backend(cfg).forward(qp, kp, vp, b, s0p, cfg, want_state, zs)
     o = o[:, :T, :, :Dv]
     if sT is not None:
         sT = sT[:, :, :Dk, :Dv]
         if normalize:
             sT = jnp.concatenate([sT, zT[:, :, 0, :Dk, None]], axis=-1)
     # normalize: the backward needs o and den (as flash attention keeps o and the log-sum-exp), and the key
-    # sum entering each chunk (T / chunk x Dk floats per head), which its dq sweep would otherwise recompute
+    # sum entering each chunk (T / chunk x Dk floats per head)
     extra = (o, den, zs) if normalize else ()
     return (o, sT), (q, k, v, g, s0) + extra
 
@@ -139,7 +142,7 @@ def _bwd_rule(cfg, want_state, normalize, res, cts):
     gate_grad = g is not None and gate_flag is not None
     T, Dk, Dv = q.shape[1], q.shape[-1], v.shape[-1]
     Dkp = cfg.pad_head_dim(Dk)
-    norm, zs = None, None
+    norm, zs, dzs = None, None, None
     S0 = s0
     if normalize:
         o, den, zs = res[5:8]
@@ -150,13 +153,15 @@ def _bwd_rule(cfg, want_state, normalize, res, cts):
         S0 = _split_state(s0, Dv, Dkp)[0]
         dsT, dzT = _split_state(dsT, Dv, Dkp)
         dden = pad_axis(dden, 1, round_up(T, cfg.chunk_size)).transpose(0, 2, 1)      # [B, H, Tp]
-        norm = Norm(dden, zs, dzT)
     qp, kp, vp, b, s0p = _pad(q, k, v, g, S0, cfg)
+    if normalize:
+        dzs, dz0 = key_sums.leaving_grads(qp, dden, b, dzT, cfg.chunk_size)
+        norm = Norm(dden, zs, dzs.astype(qp.dtype))
     dop = pad_axis(pad_axis(do.astype(v.dtype), 1, qp.shape[1]), 3, vp.shape[-1])
     dsTp = None
     if dsT is not None:
         dsTp = pad_axis(pad_axis(dsT.astype(jnp.float32), 2, qp.shape[-1]), 3, vp.shape[-1])
-    dq, dk, dv, ds0, pair_sums, dz0 = _backend(cfg).backward(qp, kp, vp, b, s0p, dop, dsTp, cfg, gate_grad, norm)
+    dq, dk, dv, ds0, pair_sums = _backend(cfg).backward(qp, kp, vp, b, s0p, dop, dsTp, cfg, gate_grad, norm)
     dq, dk, dv = dq[:, :T, :, :Dk], dk[:, :T, :, :Dk], dv[:, :T, :, :Dv]
     if ds0 is not None:
         ds0 = ds0[:, :, :Dk, :Dv]
@@ -165,22 +170,22 @@ def _bwd_rule(cfg, want_state, normalize, res, cts):
         ds0 = ds0.astype(s0.dtype)
     dg = None
     if gate_grad:
-        dg = _gate_grad(*pair_sums, zs, b, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
+        dg = _gate_grad(*pair_sums, zs, dzs, b, cfg.chunk_size)[:, :, :T].transpose(0, 2, 1).astype(g.dtype)
     return dq, dk, dv, dg, ds0
 
 
-def _gate_grad(rows_q, rows_k, rows_v, dzs, zs, b, C):
+def _gate_grad(rows_q, rows_k, rows_v, zs, dzs, b, C):
     """dL/dg_r from the kernels' pair sums ([B, H, T] each): rows_v already holds the pairs inside r's
     chunk and those spanning it; pairs entering from earlier chunks count for steps t >= r of the chunk
-    (rows_q at t), pairs leaving to later chunks for steps s < r (rows_k at s). With normalize, zs (the
-    per-chunk key sums, from the forward) and dzs (their gradients, from the dk sweep) add the normaliser's
-    pairs spanning each chunk."""
+    (rows_q at t), pairs leaving to later chunks for steps s < r (rows_k at s). With normalize, zs and dzs
+    (the key sums entering each chunk and the gradients of those leaving it) add the normaliser's pairs
+    spanning each chunk."""
     B, H, T = rows_q.shape
     rq, rk = rows_q.reshape(B, H, T // C, C), rows_k.reshape(B, H, T // C, C)
     from_before = jax.lax.cumsum(rq, axis=3, reverse=True)
     to_after = jnp.cumsum(rk, axis=3) - rk
     if zs is not None:
-        rows_v = rows_v + span_rows(zs, dzs, b[:, :, C - 1::C], C)
+        rows_v = rows_v + key_sums.span_rows(zs, dzs, b, C)
     return rows_v + (from_before + to_after).reshape(B, H, T)
 
 

@@ -35,12 +35,13 @@ def gpu_num_warps(cfg, d_max: int) -> int:
     return cfg.num_warps or (8 if d_max >= 128 else 4)
 
 
-def gpu_num_stages(cfg, norm: bool) -> int:
-    """cfg.num_stages, else 2, or 1 where normalize changes the kernel (fwd, dq, dk; dv only with the gate):
-    with two pipeline stages normalized gated kernels spill (ptxas, sm_90: dk 4 B at D 64 with state, dv
-    36 B at D 128 without); one stage spills nowhere in kernels.aot's matrix and needs fewer registers in
-    most normalized kernels (D64 fwd 121 against 127, gated D64 dq 176 against 210; docs/kernels.md)."""
-    return cfg.num_stages or (1 if norm else 2)
+def gpu_num_stages(cfg, one_stage: bool) -> int:
+    """cfg.num_stages, else 2, or 1 where the normaliser makes two stages cost registers or spills: dq, and
+    the forward and dv with decay. By ptxas on sm_90: the gated D64 forward takes 177 registers with one
+    stage against 225 with two, gated D64 dq 176 against 210, and the gated D128 dv spills 36 B with two;
+    the ungated forward (D64: 96 against 112) and dk (D128: 160 against 168) do better with two
+    (docs/kernels.md)."""
+    return cfg.num_stages or (1 if one_stage else 2)
 
 
 def compiler_params(num_warps: int, num_stages: int):
@@ -88,35 +89,24 @@ def _unpack(refs, flags):
 
 
 def _fwd_kernel(*refs, C, N, has_decay, has_s0, want_state, norm, precision):
-    q_ref, k_ref, v_ref, b_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zs_ref, zT_ref = _unpack(
-        refs, (1, 1, 1, has_decay, has_s0, norm and has_s0, 1, want_state, norm, norm, norm and want_state))
+    q_ref, k_ref, v_ref, b_ref, s0_ref, zs_ref, o_ref, sT_ref, den_ref = _unpack(
+        refs, (1, 1, 1, has_decay, has_s0, norm, 1, want_state, norm))
     S = s0_ref[...] if has_s0 else jnp.zeros((q_ref.shape[-1], v_ref.shape[-1]), F32)
-    z = _key_sum_init(z0_ref, q_ref.shape[-1]) if norm else None
 
-    def body(n, carry):
-        S, z = carry
+    def body(n, S):
         rows = pl.ds(n * C, C)
-        if norm:  # the key sum entering each chunk, for the backward's dq sweep and decay gradient
-            zs_ref[n] = z
 
         def store_den(den):
             den_ref[rows] = den.reshape(C)
 
-        o, S, z = chunk_math.fwd(q_ref[rows, :], k_ref[rows, :], v_ref[rows, :], S, _decay(b_ref, n, C),
-                                 precision, z=z, store_den=store_den)
+        o, S = chunk_math.fwd(q_ref[rows, :], k_ref[rows, :], v_ref[rows, :], S, _decay(b_ref, n, C),
+                              precision, z=zs_ref[n] if norm else None, store_den=store_den)
         o_ref[rows, :] = o.astype(o_ref.dtype)
-        return S, z
+        return S
 
-    S, z = jax.lax.fori_loop(0, N, body, (S, z))
+    S = jax.lax.fori_loop(0, N, body, S)
     if want_state:
         sT_ref[...] = S
-        if norm:
-            zT_ref[...] = z
-
-
-def _key_sum_init(ref, D):
-    """The normaliser's key sum (or its gradient) entering a sweep: [1, D] float32."""
-    return ref[...] if ref is not None else jnp.zeros((1, D), F32)
 
 
 def _col(ref, n, C):
@@ -145,29 +135,23 @@ def _dq_kernel(*refs, C, N, has_decay, gate, has_s0, norm, precision):
     jax.lax.fori_loop(0, N, body, S)
 
 
-def _dk_kernel(*refs, C, N, has_decay, gate, has_dsT, norm, want_dz0, precision):
-    q_ref, v_ref, do_ref, k_ref, b_ref, dsT_ref, dd_ref, dzT_ref, dk_ref, rows_ref, dzs_ref, dz0_ref = _unpack(
-        refs, (1, 1, 1, gate, has_decay, has_dsT, norm, norm and has_dsT, 1, gate, norm and gate, want_dz0))
+def _dk_kernel(*refs, C, N, has_decay, gate, has_dsT, norm, precision):
+    q_ref, v_ref, do_ref, k_ref, b_ref, dsT_ref, dd_ref, dzs_ref, dk_ref, rows_ref = _unpack(
+        refs, (1, 1, 1, gate, has_decay, has_dsT, norm, norm, 1, gate))
     dS = dsT_ref[...] if has_dsT else jnp.zeros((q_ref.shape[-1], v_ref.shape[-1]), F32)
-    dz = _key_sum_init(dzT_ref, q_ref.shape[-1]) if norm else None
 
-    def body(i, carry):
-        dS, dz = carry
+    def body(i, dS):
         n = N - 1 - i
         rows = pl.ds(n * C, C)
-        if norm and gate:  # dz leaving each chunk, for the normaliser's spanning pairs (span_rows)
-            dzs_ref[n] = dz
         k = k_ref[rows, :] if gate else None
-        dk, dS, dz, pairs = chunk_math.dk(q_ref[rows, :], v_ref[rows, :], do_ref[rows, :], dS, _decay(b_ref, n, C),
-                                          precision, k=k, dz=dz, dden=_col(dd_ref, n, C))
+        dk, dS, pairs = chunk_math.dk(q_ref[rows, :], v_ref[rows, :], do_ref[rows, :], dS, _decay(b_ref, n, C),
+                                      precision, k=k, dz=dzs_ref[n] if norm else None, dden=_col(dd_ref, n, C))
         dk_ref[rows, :] = dk.astype(dk_ref.dtype)
         if gate:
             rows_ref[rows] = pairs.reshape(C)
-        return dS, dz
+        return dS
 
-    _, dz = jax.lax.fori_loop(0, N, body, (dS, dz))
-    if want_dz0:
-        dz0_ref[...] = dz
+    jax.lax.fori_loop(0, N, body, dS)
 
 
 def _dv_kernel(*refs, C, N, has_decay, gate, has_dsT, want_ds0, norm, precision):
@@ -220,37 +204,23 @@ def _states(N, Dk, Dv, split):
     return pl.BlockSpec((None, None, N, Dk, Dv), lambda j, b, h: (b, h, 0, 0, j))
 
 
-def _key_sums(D, split):
-    """Normaliser key sums [B, H, 1, Dk]: all of Dk (split None) or the program's Dk block ('k')."""
+def _chunk_key_sums(N, D, split):
+    """Per-chunk key sums or their gradients [B, H, N, 1, Dk]: all of Dk (split None) or the program's Dk
+    block ('k')."""
     if split == "k":
-        return pl.BlockSpec((None, None, 1, D), lambda j, b, h: (b, h, 0, j))
-    return pl.BlockSpec((None, None, 1, D), lambda j, b, h: (b, h, 0, 0))
-
-
-def _chunk_key_sums(N, BK):
-    """Per-chunk key sums [B, H, N, 1, Dk], the program's Dk block."""
-    return pl.BlockSpec((None, None, N, 1, BK), lambda j, b, h: (b, h, 0, 0, j))
-
-
-def _per_block(D):
-    """[NV, B, H, 1, D]: one copy per feature block (each program computes the same key sum)."""
-    return pl.BlockSpec((None, None, None, 1, D), lambda j, b, h: (j, b, h, 0, 0))
-
-
-def _per_block_chunks(N, D):
-    """[NV, B, H, N, 1, D]: per-chunk key sums, one copy per feature block."""
-    return pl.BlockSpec((None, None, None, N, 1, D), lambda j, b, h: (j, b, h, 0, 0, 0))
+        return pl.BlockSpec((None, None, N, 1, D), lambda j, b, h: (b, h, 0, 0, j))
+    return pl.BlockSpec((None, None, N, 1, D), lambda j, b, h: (b, h, 0, 0, 0))
 
 
 def _rowsums(T):
     return pl.BlockSpec((None, None, None, T), lambda j, b, h: (j, b, h, 0))
 
 
-def _call(kernel, grid, in_specs, out_specs, out_shape, cfg, name, d_max, norm=False):
-    """d_max: the larger padded head dim, which sets the default num_warps; norm: the default num_stages."""
+def _call(kernel, grid, in_specs, out_specs, out_shape, cfg, name, d_max, one_stage=False):
+    """d_max: the larger padded head dim, which sets the default num_warps; one_stage: num_stages's."""
     num_warps = gpu_num_warps(cfg, d_max)
     return pl.pallas_call(kernel, grid=grid, in_specs=in_specs, out_specs=out_specs, out_shape=out_shape,
-                          compiler_params=compiler_params(num_warps, gpu_num_stages(cfg, norm)),
+                          compiler_params=compiler_params(num_warps, gpu_num_stages(cfg, one_stage)),
                           interpret=bool(cfg.interpret), name=name)
 
 
@@ -260,45 +230,41 @@ def _present(*pairs):
     return [s for s, _ in kept], [x for _, x in kept]
 
 
-def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = False):
+def forward(q, k, v, b, s0, cfg, want_state: bool, zs=None):
     """q, k: [B, T, H, Dk]; v: [B, T, H, Dv]; b: [B, H, T] or None; s0: [B, H, Dk, Dv] f32 or None;
-    normalize: z0 [B, H, 1, Dk] f32 or None -> (o, S_T or None, den [B, H, T], z_T [B, H, 1, Dk] or None,
-    zs [B, H, N, 1, Dk]: the key sum entering each chunk); den and zs None without normalize."""
+    zs (normalize): [B, H, N, 1, Dk] f32, the key sum entering each chunk, else None
+    -> (o, S_T or None, den [B, H, T] or None)."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     Dmax = max(Dk, Dv)
     BV = _block(Dv, cfg.block_v, B * H, cfg.auto_split, Dk)
     NV, C = Dv // BV, cfg.chunk_size
+    norm = zs is not None
     kernel = functools.partial(_fwd_kernel, C=C, N=T // C, has_decay=b is not None, has_s0=s0 is not None,
-                               want_state=want_state, norm=normalize, precision=cfg.precision(q.dtype))
+                               want_state=want_state, norm=norm, precision=cfg.precision(q.dtype))
     in_specs, args = _present((_seq_full(T, Dk), q), (_seq_full(T, Dk), k), (_seq(T, BV), v),
-                              (_rows(T), b), (_state(Dk, BV, "v"), s0), (_key_sums(Dk, None), z0))
+                              (_rows(T), b), (_state(Dk, BV, "v"), s0), (_chunk_key_sums(T // C, Dk, None), zs))
     out_specs = [_seq(T, BV)]
     out_shape = [jax.ShapeDtypeStruct(v.shape, v.dtype)]
     if want_state:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    if normalize:
-        out_specs += [_rowsums(T), _per_block_chunks(T // C, Dk)]
-        out_shape += [jax.ShapeDtypeStruct((NV, B, H, T), F32), jax.ShapeDtypeStruct((NV, B, H, T // C, 1, Dk), F32)]
-        if want_state:
-            out_specs.append(_per_block(Dk))
-            out_shape.append(jax.ShapeDtypeStruct((NV, B, H, 1, Dk), F32))
+    if norm:  # every feature block computes den; each writes its own copy (no block shared by programs)
+        out_specs.append(_rowsums(T))
+        out_shape.append(jax.ShapeDtypeStruct((NV, B, H, T), F32))
     out = _call(kernel, (NV, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_fwd", Dmax,
-                normalize)(*args)
+                norm and b is not None)(*args)
     o, rest = out[0], list(out[1:])
     sT = rest.pop(0) if want_state else None
-    den, zs = (rest.pop(0)[0], rest.pop(0)[0]) if normalize else (None, None)
-    zT = rest.pop(0)[0] if normalize and want_state else None
-    return o, sT, den, zT, zs
+    den = rest.pop(0)[0] if norm else None
+    return o, sT, den
 
 
 def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
-    """-> (dq, dk, dv, ds0 or None, pair sums or None, dz0 or None). The pair sums (rows_q, rows_k, rows_v,
-    each [B, H, T], then with normalize the key-sum gradients leaving each chunk [B, H, N, 1, Dk], else None)
-    hold, for each step r, the pair terms straddling r that chunk_math's kernels emit, less the two in-chunk
-    partial sums and the normaliser's spanning pairs (both added in pallas.py). norm: chunk_math.Norm
-    (normalize; do is then v's cotangent do / (den + eps))."""
+    """-> (dq, dk, dv, ds0 or None, pair sums or None). The pair sums (rows_q, rows_k, rows_v, each
+    [B, H, T]) hold, for each step r, the pair terms straddling r that chunk_math's kernels emit, less the
+    two in-chunk partial sums and the normaliser's spanning pairs (both added in pallas.py). norm:
+    chunk_math.Norm (normalize; do is then v's cotangent do / (den + eps))."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
     Dmax = max(Dk, Dv)
@@ -313,14 +279,14 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     has_decay = b is not None
     gate = has_decay and gate_grad
     nm = norm is not None
-    dden, zs, dzT = norm if nm else (None, None, None)
+    dden, zs, dzs = norm if nm else (None, None, None)
     common = dict(C=C, N=N, has_decay=has_decay, gate=gate, norm=nm, precision=cfg.precision(q.dtype))
     gated = (lambda x: x) if gate else (lambda x: None)
 
     kernel = functools.partial(_dq_kernel, has_s0=s0 is not None, **common)
     in_specs, args = _present((_seq(T, BK), k), (_seq_full(T, Dv), v), (_seq_full(T, Dv), do),
                               (_seq(T, BK), gated(q)), (_rows(T), b), (_state(BK, Dv, "k"), s0),
-                              (_rows(T), dden), (_chunk_key_sums(N, BK), zs))
+                              (_rows(T), dden), (_chunk_key_sums(N, BK, "k"), zs))
     out_specs, out_shape = [_seq(T, BK)], [jax.ShapeDtypeStruct(q.shape, q.dtype)]
     if gate:
         out_specs += [_rowsums(T), _states(N, BK, Dv, "k")]
@@ -330,25 +296,17 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     rows_q, h = (rest.pop(0), rest.pop(0)) if gate else (None, None)
 
     want_ds0 = s0 is not None
-    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, want_dz0=nm and want_ds0, **common)
+    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, **common)
     in_specs, args = _present((_seq(T, BK), q), (_seq_full(T, Dv), v), (_seq_full(T, Dv), do),
                               (_seq(T, BK), gated(k)), (_rows(T), b), (_state(BK, Dv, "k"), dsT),
-                              (_rows(T), dden), (_key_sums(BK, "k"), dzT))
+                              (_rows(T), dden), (_chunk_key_sums(N, BK, "k"), dzs))
     out_specs, out_shape = [_seq(T, BK)], [jax.ShapeDtypeStruct(k.shape, k.dtype)]
     if gate:
         out_specs.append(_rowsums(T))
         out_shape.append(jax.ShapeDtypeStruct((NK, B, H, T), F32))
-        if nm:
-            out_specs.append(_chunk_key_sums(N, BK))
-            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
-    if nm and want_ds0:
-        out_specs.append(_key_sums(BK, "k"))
-        out_shape.append(jax.ShapeDtypeStruct((B, H, 1, Dk), F32))
-    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dk", Dmax, nm)(*args)
-    dk_, rest = res[0], list(res[1:])
-    rows_k = rest.pop(0) if gate else None
-    dzs = rest.pop(0) if gate and nm else None
-    dz0 = rest.pop(0) if nm and want_ds0 else None
+    res = _call(kernel, (NK, B, H), in_specs, out_specs, out_shape, cfg, "linear_attention_dk", Dmax)(*args)
+    dk_ = res[0]
+    rows_k = res[1] if gate else None
 
     kernel = functools.partial(_dv_kernel, has_dsT=dsT is not None, want_ds0=want_ds0, **common)
     in_specs, args = _present((_seq_full(T, Dk), q), (_seq_full(T, Dk), k), (_seq(T, BV), do),
@@ -367,5 +325,5 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     rows_v = rest.pop(0) if gate else None
     ds0 = rest.pop(0) if want_ds0 else None
 
-    pair_sums = None if not gate else (rows_q.sum(0), rows_k.sum(0), rows_v.sum(0), dzs)
-    return dq_, dk_, dv_, ds0, pair_sums, dz0
+    pair_sums = None if not gate else (rows_q.sum(0), rows_k.sum(0), rows_v.sum(0))
+    return dq_, dk_, dv_, ds0, pair_sums

@@ -70,39 +70,29 @@ def _finish(S, dst_ref, NB):
             dst_ref[...] = S
 
 
-def _sweep(refs, S, body, rev):
-    """Run body(i, carry) over the step's S chunks (last to first when rev); the carry (the state, and
-    with normalize the key sum or its gradient; None where absent) persists across steps in `refs`."""
-    carry = jax.lax.fori_loop(0, S, lambda i, c: body(S - 1 - i if rev else i, c),
-                              tuple(None if r is None else r[...] for r in refs))
-    for r, c in zip(refs, carry):
-        if r is not None:
-            r[...] = c
-    return carry
+def _sweep(S_ref, S, body, rev):
+    """Run St = body(i, St) over the step's S chunks (last to first when rev); the state (or its
+    gradient) St persists across steps in the VMEM scratch S_ref."""
+    St = jax.lax.fori_loop(0, S, lambda i, c: body(S - 1 - i if rev else i, c), S_ref[...])
+    S_ref[...] = St
+    return St
 
 
 def _fwd_kernel(*refs, C, S, NB, has_decay, has_s0, want_state, norm, precision):
-    (q_ref, k_ref, v_ref, bc_ref, br_ref, s0_ref, z0_ref, o_ref, sT_ref, den_ref, zs_ref, zT_ref, S_ref,
-     z_ref) = _unpack(refs, (1, 1, 1, has_decay, has_decay, has_s0, norm and has_s0, 1, want_state, norm, norm,
-                             norm and want_state, 1, norm))
+    (q_ref, k_ref, v_ref, bc_ref, br_ref, s0_ref, zs_ref, o_ref, sT_ref, den_ref, S_ref) = _unpack(
+        refs, (1, 1, 1, has_decay, has_decay, has_s0, norm, 1, want_state, norm, 1))
     _init(S_ref, s0_ref)
-    _init(z_ref, z0_ref)
 
-    def body(i, carry):
-        if norm:  # the key sum entering each chunk, for the backward's dq sweep and decay gradient
-            zs_ref[i] = carry[1]
-
+    def body(i, St):
         def store_den(den):
             den_ref[i] = den
 
-        o, St, z = chunk_math.fwd(q_ref[i], k_ref[i], v_ref[i], carry[0], _decay(bc_ref, br_ref, C, i),
-                                  precision, z=carry[1], store_den=store_den)
+        o, St = chunk_math.fwd(q_ref[i], k_ref[i], v_ref[i], St, _decay(bc_ref, br_ref, C, i),
+                               precision, z=zs_ref[i] if norm else None, store_den=store_den)
         o_ref[i] = o.astype(o_ref.dtype)
-        return St, z
+        return St
 
-    St, z = _sweep((S_ref, z_ref), S, body, False)
-    _finish(St, sT_ref, NB)
-    _finish(z, zT_ref, NB)
+    _finish(_sweep(S_ref, S, body, False), sT_ref, NB)
 
 
 def _dq_kernel(*refs, C, S, NB, has_decay, gate, has_s0, norm, precision):
@@ -110,8 +100,7 @@ def _dq_kernel(*refs, C, S, NB, has_decay, gate, has_s0, norm, precision):
      S_ref) = _unpack(refs, (1, 1, 1, gate, has_decay, has_decay, has_s0, norm, norm, 1, gate, gate, 1))
     _init(S_ref, s0_ref)
 
-    def body(i, carry):
-        St = carry[0]
+    def body(i, St):
         if gate:  # the dv sweep needs the state entering each chunk for the decay gradient
             h_ref[i] = St.astype(h_ref.dtype)
         q = q_ref[i] if gate else None
@@ -122,32 +111,27 @@ def _dq_kernel(*refs, C, S, NB, has_decay, gate, has_s0, norm, precision):
         dq_ref[i] = dq.astype(dq_ref.dtype)
         if gate:
             rows_ref[i] = pairs
-        return (St,)
+        return St
 
-    _sweep((S_ref,), S, body, False)
+    _sweep(S_ref, S, body, False)
 
 
-def _dk_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, norm, want_dz0, precision):
-    (q_ref, v_ref, do_ref, k_ref, bc_ref, br_ref, dsT_ref, dd_ref, dzT_ref, dk_ref, rows_ref, dzs_ref, dz0_ref,
-     S_ref, z_ref) = _unpack(refs, (1, 1, 1, gate, has_decay, has_decay, has_dsT, norm, norm and has_dsT, 1, gate,
-                                    norm and gate, want_dz0, 1, norm))
+def _dk_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, norm, precision):
+    (q_ref, v_ref, do_ref, k_ref, bc_ref, br_ref, dsT_ref, dd_ref, dzs_ref, dk_ref, rows_ref, S_ref) = _unpack(
+        refs, (1, 1, 1, gate, has_decay, has_decay, has_dsT, norm, norm, 1, gate, 1))
     _init(S_ref, dsT_ref)
-    _init(z_ref, dzT_ref)
 
-    def body(i, carry):
-        dS, dz = carry
-        if norm and gate:  # dz leaving each chunk, for the normaliser's spanning pairs (span_rows)
-            dzs_ref[i] = dz
+    def body(i, St):
         k = k_ref[i] if gate else None
         dd = None if dd_ref is None else dd_ref[i]
-        dk, dS, dz, pairs = chunk_math.dk(q_ref[i], v_ref[i], do_ref[i], dS, _decay(bc_ref, br_ref, C, i),
-                                          precision, k=k, dz=dz, dden=dd)
+        dk, dS, pairs = chunk_math.dk(q_ref[i], v_ref[i], do_ref[i], St, _decay(bc_ref, br_ref, C, i),
+                                      precision, k=k, dz=dzs_ref[i] if norm else None, dden=dd)
         dk_ref[i] = dk.astype(dk_ref.dtype)
         if gate:
             rows_ref[i] = pairs
-        return dS, dz
+        return dS
 
-    _finish(_sweep((S_ref, z_ref), S, body, True)[1], dz0_ref, NB)
+    _sweep(S_ref, S, body, True)
 
 
 def _dv_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, want_ds0, norm, precision):
@@ -156,17 +140,17 @@ def _dv_kernel(*refs, C, S, NB, has_decay, gate, has_dsT, want_ds0, norm, precis
     _init(S_ref, dsT_ref)
     first = pl.program_id(2) == 0   # the ones column's in-chunk pairs are counted by one feature block
 
-    def body(i, carry):
+    def body(i, St):
         v, h = (v_ref[i], h_ref[i]) if gate else (None, None)
         dd = None if dd_ref is None else jnp.where(first, dd_ref[i], 0.0)
-        dv, dS, pairs = chunk_math.dv(q_ref[i], k_ref[i], do_ref[i], carry[0], _decay(bc_ref, br_ref, C, i),
+        dv, dS, pairs = chunk_math.dv(q_ref[i], k_ref[i], do_ref[i], St, _decay(bc_ref, br_ref, C, i),
                                       precision, v=v, S_prev=h, dden=dd)
         dv_ref[i] = dv.astype(dv_ref.dtype)
         if gate:
             rows_ref[i] = pairs
-        return (dS,)
+        return dS
 
-    _finish(_sweep((S_ref,), S, body, True)[0], ds0_ref, NB)
+    _finish(_sweep(S_ref, S, body, True), ds0_ref, NB)
 
 
 # ---- BlockSpecs; grid (B, H, feature block j, step n), S chunks per step. `rev` walks the steps last to first.
@@ -204,26 +188,12 @@ def _states(S, NB, Dk, Dv, split, rev=False):
     return pl.BlockSpec((None, None, S, Dk, Dv), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, j))
 
 
-def _key_sums(D, split):
-    """Normaliser key sums [B, H, 1, Dk]: all of Dk (split None) or the program's Dk block ('k')."""
+def _chunk_key_sums(S, NB, D, split, rev=False):
+    """Per-chunk key sums or their gradients [B, H, N, 1, Dk]: step n's S chunks, all of Dk (split None) or
+    the program's Dk block ('k')."""
     if split == "k":
-        return pl.BlockSpec((None, None, 1, D), lambda b, h, j, n: (b, h, 0, j))
-    return pl.BlockSpec((None, None, 1, D), lambda b, h, j, n: (b, h, 0, 0))
-
-
-def _chunk_key_sums(S, NB, BK, rev=False):
-    """Per-chunk key sums [B, H, N, 1, Dk]: step n's S chunks, the program's Dk block."""
-    return pl.BlockSpec((None, None, S, 1, BK), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, j))
-
-
-def _per_block(D):
-    """[NV, B, H, 1, D]: one copy per feature block (each program computes the same key sum)."""
-    return pl.BlockSpec((None, None, None, 1, D), lambda b, h, j, n: (j, b, h, 0, 0))
-
-
-def _per_block_chunks(S, D):
-    """[NV, B, H, N, 1, D]: step n's S per-chunk key sums, one copy per feature block."""
-    return pl.BlockSpec((None, None, None, S, 1, D), lambda b, h, j, n: (j, b, h, n, 0, 0))
+        return pl.BlockSpec((None, None, S, 1, D), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, j))
+    return pl.BlockSpec((None, None, S, 1, D), lambda b, h, j, n: (b, h, _step(n, NB, rev), 0, 0))
 
 
 def _rowsums(S, C, NB, rev=False):
@@ -254,13 +224,13 @@ def _decay_views(b, C):
 
 
 def _call(kernel, grid, in_specs, out_specs, out_shape, scratch, cfg, name):
-    """scratch: the float32 VMEM carries' shapes (the state, and the key sum with normalize)."""
+    """scratch: the float32 VMEM carry's shape (the state or its gradient)."""
     return pl.pallas_call(kernel, grid=grid, in_specs=in_specs, out_specs=out_specs, out_shape=out_shape,
                           scratch_shapes=[pltpu.VMEM(x, F32) for x in scratch], compiler_params=compiler_params(),
                           interpret=_interpret(cfg.interpret), name=name)
 
 
-def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = False):
+def forward(q, k, v, b, s0, cfg, want_state: bool, zs=None):
     """Same contract as pallas_gpu.forward (D multiples of 128 here)."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]
@@ -270,31 +240,28 @@ def forward(q, k, v, b, s0, cfg, want_state: bool, z0=None, normalize: bool = Fa
     NB = N // S
     BV = min(cfg.block_v, Dv)
     NV = Dv // BV
+    norm = zs is not None
     bc, br = _decay_views(b, C)
     col, row = _decay_specs(S, C, NB)
     kernel = functools.partial(_fwd_kernel, C=C, S=S, NB=NB, has_decay=b is not None, has_s0=s0 is not None,
-                               want_state=want_state, norm=normalize, precision=cfg.precision(q.dtype))
+                               want_state=want_state, norm=norm, precision=cfg.precision(q.dtype))
     in_specs, args = _present((_act_full(S, C, Dk, NB), _flat(q, C)), (_act_full(S, C, Dk, NB), _flat(k, C)),
                               (_act(S, C, Dv, BV, NB), _flat(v, C)), (col, bc), (row, br), (_state(Dk, BV, "v"), s0),
-                              (_key_sums(Dk, None), z0))
+                              (_chunk_key_sums(S, NB, Dk, None), zs))
     out_specs = [_act(S, C, Dv, BV, NB)]
     out_shape = [jax.ShapeDtypeStruct((B, N, C, H * Dv), v.dtype)]
     if want_state:
         out_specs.append(_state(Dk, BV, "v"))
         out_shape.append(jax.ShapeDtypeStruct((B, H, Dk, Dv), F32))
-    if normalize:
-        out_specs += [_rowsums(S, C, NB), _per_block_chunks(S, Dk)]
-        out_shape += [jax.ShapeDtypeStruct((NV, B, H, N, C, 1), F32), jax.ShapeDtypeStruct((NV, B, H, N, 1, Dk), F32)]
-        if want_state:
-            out_specs.append(_per_block(Dk))
-            out_shape.append(jax.ShapeDtypeStruct((NV, B, H, 1, Dk), F32))
-    scratch = [(Dk, BV)] + [(1, Dk)] * normalize
-    out = _call(kernel, (B, H, NV, NB), in_specs, out_specs, out_shape, scratch, cfg, "linear_attention_fwd")(*args)
+    if norm:  # every feature block computes den; each writes its own copy (no block shared by programs)
+        out_specs.append(_rowsums(S, C, NB))
+        out_shape.append(jax.ShapeDtypeStruct((NV, B, H, N, C, 1), F32))
+    out = _call(kernel, (B, H, NV, NB), in_specs, out_specs, out_shape, [(Dk, BV)], cfg,
+                "linear_attention_fwd")(*args)
     o, rest = out[0].reshape(v.shape), list(out[1:])
     sT = rest.pop(0) if want_state else None
-    den, zs = (rest.pop(0)[0].reshape(B, H, T), rest.pop(0)[0]) if normalize else (None, None)
-    zT = rest.pop(0)[0] if normalize and want_state else None
-    return o, sT, den, zT, zs
+    den = rest.pop(0)[0].reshape(B, H, T) if norm else None
+    return o, sT, den
 
 
 def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
@@ -311,18 +278,17 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     gate = has_decay and gate_grad
     gated = (lambda x: x) if gate else (lambda x: None)
     nm = norm is not None
-    dden, zs, dzT = norm if nm else (None, None, None)
+    dden, zs, dzs = norm if nm else (None, None, None)
     ddc = _decay_views(dden, C)[0]
     bc, br = _decay_views(b, C)
     qf, kf, vf, dof = (_flat(x, C) for x in (q, k, v, do))
     common = dict(C=C, S=S, NB=NB, has_decay=has_decay, gate=gate, norm=nm, precision=cfg.precision(q.dtype))
-    scratch_k = [(BK, Dv)] + [(1, BK)] * nm
 
     col, row = _decay_specs(S, C, NB)
     kernel = functools.partial(_dq_kernel, has_s0=s0 is not None, **common)
     in_specs, args = _present((_act(S, C, Dk, BK, NB), kf), (_act_full(S, C, Dv, NB), vf),
                               (_act_full(S, C, Dv, NB), dof), (_act(S, C, Dk, BK, NB), gated(qf)), (col, bc),
-                              (row, br), (_state(BK, Dv, "k"), s0), (col, ddc), (_chunk_key_sums(S, NB, BK), zs))
+                              (row, br), (_state(BK, Dv, "k"), s0), (col, ddc), (_chunk_key_sums(S, NB, BK, "k"), zs))
     out_specs, out_shape = [_act(S, C, Dk, BK, NB)], [jax.ShapeDtypeStruct(qf.shape, q.dtype)]
     if gate:
         out_specs += [_rowsums(S, C, NB), _states(S, NB, BK, Dv, "k")]
@@ -334,25 +300,18 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
 
     want_ds0 = s0 is not None
     col, row = _decay_specs(S, C, NB, rev=True)
-    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, want_dz0=nm and want_ds0, **common)
+    kernel = functools.partial(_dk_kernel, has_dsT=dsT is not None, **common)
     in_specs, args = _present((_act(S, C, Dk, BK, NB, True), qf), (_act_full(S, C, Dv, NB, True), vf),
                               (_act_full(S, C, Dv, NB, True), dof), (_act(S, C, Dk, BK, NB, True), gated(kf)),
-                              (col, bc), (row, br), (_state(BK, Dv, "k"), dsT), (col, ddc), (_key_sums(BK, "k"), dzT))
+                              (col, bc), (row, br), (_state(BK, Dv, "k"), dsT), (col, ddc),
+                              (_chunk_key_sums(S, NB, BK, "k", True), dzs))
     out_specs, out_shape = [_act(S, C, Dk, BK, NB, True)], [jax.ShapeDtypeStruct(kf.shape, k.dtype)]
     if gate:
         out_specs.append(_rowsums(S, C, NB, True))
         out_shape.append(jax.ShapeDtypeStruct((NK, B, H, N, C, 1), F32))
-        if nm:
-            out_specs.append(_chunk_key_sums(S, NB, BK, True))
-            out_shape.append(jax.ShapeDtypeStruct((B, H, N, 1, Dk), F32))
-    if nm and want_ds0:
-        out_specs.append(_key_sums(BK, "k"))
-        out_shape.append(jax.ShapeDtypeStruct((B, H, 1, Dk), F32))
-    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, scratch_k, cfg, "linear_attention_dk")(*args)
-    dk_, rest = res[0].reshape(k.shape), list(res[1:])
-    rows_k = rest.pop(0) if gate else None
-    dzs = rest.pop(0) if gate and nm else None
-    dz0 = rest.pop(0) if nm and want_ds0 else None
+    res = _call(kernel, (B, H, NK, NB), in_specs, out_specs, out_shape, [(BK, Dv)], cfg, "linear_attention_dk")(*args)
+    dk_ = res[0].reshape(k.shape)
+    rows_k = res[1] if gate else None
 
     kernel = functools.partial(_dv_kernel, has_dsT=dsT is not None, want_ds0=want_ds0, **common)
     in_specs, args = _present((_act_full(S, C, Dk, NB, True), qf), (_act_full(S, C, Dk, NB, True), kf),
@@ -374,5 +333,5 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
 
     pair_sums = None
     if gate:
-        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v)) + (dzs,)
-    return dq_, dk_, dv_, ds0, pair_sums, dz0
+        pair_sums = tuple(r.sum(0).reshape(B, H, T) for r in (rows_q, rows_k, rows_v))
+    return dq_, dk_, dv_, ds0, pair_sums

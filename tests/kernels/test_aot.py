@@ -84,14 +84,16 @@ def test_flop_count_matches_closed_form(report):
 
 def test_normalize_costs_no_more_work(report):
     """normalize=True keeps the key sum beside the state instead of a ones column in v (which padded Dv 128
-    to 256 and doubled the grid): every kernel's compiled FLOPs stay within 1.1x of normalize=False. The
-    register ratios and programs per SM are reported by kernels.aot (see docs/kernels.md)."""
+    to 256 and doubled the grid): on sm_90 every normalized kernel's compiled FLOPs, plus the XLA cost
+    analysis of the key sums it loads (key_sums: counted against the forward and dk), and its registers per
+    thread stay within 1.1x of the same kernel without normalize."""
     rows = report[0]["normalize"]
     assert {(r["case"], r["kernel"]) for r in rows} >= {(c, k) for c in ("bf16 D64 norm", "bf16 D128 norm",
                                                                        "bf16 D64 gate+norm+state",
                                                                        "bf16 D128 gate+norm+state")
                                                        for k in ("fwd", "dq", "dk", "dv")}
-    worse = [r for r in rows if r["mflop_ratio"] > 1.1]
+    assert all(r["xla_mflop"] > 0 for r in rows if r["kernel"] in ("fwd", "dk")), rows
+    worse = [r for r in rows if r["mflop_ratio"] > 1.1 or r["regs_ratio"] > 1.1]
     assert not worse, worse
 
 
