@@ -100,25 +100,19 @@ def fwd(q, k, v, S, d: Decay, precision=None, z=None, store_den=None):
     as den is known."""
     # Register pressure (ptxas, sm_90), measured: q e_q . z = e_q (q . z) read from the loaded q before the
     # matmuls, and den stored as soon as it is known, so neither the q tile nor den's store crosses the
-    # matmuls (D128: 172 -> 158 registers). With decay q's rows are rescaled anyway: 1 / den joins e_q and
-    # scales s, so den dies before the matmuls (gated D64: 195 -> 177; without decay the division at the
-    # end is cheaper, 97 against 112).
+    # matmuls (D128: 172 -> 158 registers, with the key sum then carried in-kernel). Folding 1 / den into e_q
+    # and s instead of dividing o at the end helped only while z was a float32 load (gated D64 195 -> 177;
+    # with z in the input dtype 168 without it, 175 with it).
     if z is not None:
         qz = _rowsum(q.astype(F32) * z)
     s = _weigh(_dot(q, k, tb=True, precision=precision), d)
-    e_q = d.e_q
     if z is not None:
-        den = _rowsum(s) + (qz if e_q is None else qz * e_q)
+        den = _rowsum(s) + (qz if d.e_q is None else qz * d.e_q)
         store_den(den)
-        if e_q is not None:
-            r = 1.0 / (den + NORMALIZE_EPS)
-            s, e_q = s * r, e_q * r
     o = _dot(s.astype(v.dtype), v, precision=precision)
-    o = o + _dot(_scale_rows(q, e_q), S.astype(q.dtype), precision=precision)
+    o = o + _dot(_scale_rows(q, d.e_q), S.astype(q.dtype), precision=precision)
     S = _decay_state(S, d) + _dot(_scale_rows(k, d.e_k), v, ta=True, precision=precision)
-    if z is not None and d.e_q is None:
-        o = o / (den + NORMALIZE_EPS)
-    return o, S
+    return (o, S) if z is None else (o / (den + NORMALIZE_EPS), S)
 
 
 def _do_v(do, v, d: Decay, dden, precision):

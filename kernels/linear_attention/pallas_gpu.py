@@ -37,8 +37,8 @@ def gpu_num_warps(cfg, d_max: int) -> int:
 
 def gpu_num_stages(cfg, one_stage: bool) -> int:
     """cfg.num_stages, else 2, or 1 where the normaliser makes two stages cost registers or spills: dq, and
-    the forward and dv with decay. By ptxas on sm_90: the gated D64 forward takes 177 registers with one
-    stage against 225 with two, gated D64 dq 176 against 210, and the gated D128 dv spills 36 B with two;
+    the forward and dv with decay. By ptxas on sm_90: the gated D64 forward takes 168 registers with one
+    stage against 217 with two, gated D64 dq 174 against 213, and the gated D128 dv spills 36 B with two;
     the ungated forward (D64: 96 against 112) and dk (D128: 160 against 168) do better with two
     (docs/kernels.md)."""
     return cfg.num_stages or (1 if one_stage else 2)
