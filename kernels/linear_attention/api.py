@@ -8,7 +8,7 @@
 How the variants reduce to the causal core (q pre-scaled; g: [B, T, H] or None; S_0) -> (o, S_T):
   - a fixed per-head decay is broadcast to [B, T, H] (its gradient is summed back by autodiff);
   - normalize: o = num / (q.z + eps), z the (decayed) running key sum, the state's last column. The Pallas
-    kernels carry z beside the state (causal); XLA and the bidirectional form append a ones column to v;
+    kernels load z per chunk from key_sums (causal); XLA and the bidirectional form append a ones column to v;
   - non-causal without decay is q (K^T V); with decay it is a causal pass plus a causal pass over the
     reversed sequence (gates shifted by one) minus the diagonal, i.e. weights exp(-|G_t - G_s|).
 """
@@ -103,7 +103,7 @@ def _run(impl, interpret, q, k, v, g, s0, *, normalize, causal, want_state, chun
         return o.astype(dtype), (s if want_state else None)
     q = (q * scale).astype(dtype)
     core = _core_fn(impl, chunk_size, interpret)
-    if normalize and causal and impl != "xla":  # the kernels keep the key sum beside the state (chunk_math)
+    if normalize and causal and impl != "xla":  # the kernels load per-chunk key sums (key_sums)
         return core(q, k, v, g, s0, want_state, normalize=True)
     if normalize:
         v = jnp.concatenate([v, jnp.ones(v.shape[:-1] + (1,), dtype)], axis=-1)

@@ -55,9 +55,9 @@ class Decay(NamedTuple):
 
 
 class Norm(NamedTuple):
-    """The normaliser's backward operands (pallas.py -> kernels), float32: dden [B, H, T], the ones
-    column's cotangent; zs [B, H, N, 1, Dk], the key sum entering each chunk; dzs [B, H, N, 1, Dk], the
-    gradient of the key sum leaving each chunk (both from key_sums)."""
+    """The normaliser's backward operands (pallas.py -> kernels): dden [B, H, T] float32, the ones
+    column's cotangent; zs [B, H, N, 1, Dk], the key sum entering each chunk, and dzs [B, H, N, 1, Dk], the
+    gradient of the key sum leaving each chunk (both from key_sums, in the input dtype)."""
 
     dden: jax.Array
     zs: jax.Array
@@ -96,7 +96,7 @@ def _decay_state(S, d: Decay):
 
 def fwd(q, k, v, S, d: Decay, precision=None, z=None, store_den=None):
     """-> (o [C, BV] float32, S' [Dk, BV] float32). With z (normalize: the key sum entering the chunk,
-    [1, Dk] float32, from key_sums) o is divided by den + eps, and store_den(den [C, 1]) is called as soon
+    [1, Dk] in the input dtype, from key_sums) o is divided by den + eps, and store_den(den [C, 1]) is called as soon
     as den is known."""
     # Register pressure (ptxas, sm_90), measured: q e_q . z = e_q (q . z) read from the loaded q before the
     # matmuls, and den stored as soon as it is known, so neither the q tile nor den's store crosses the

@@ -11,7 +11,9 @@ O(T Dk) flops.
 
 Decays are in base 2 as the kernels take them: b [B, H, T] is the chunk-local inclusive cumulative
 log2 decay, so a chunk's keys reach its end scaled by e_k = 2^(b_C - b) and a sum crosses a whole chunk
-scaled by e_C = 2^(b_C). Shapes: k, q [B, T, H, D] (T a multiple of C); sums [B, H, N, 1, D] float32.
+scaled by e_C = 2^(b_C). Shapes: k, q [B, T, H, D] (T a multiple of C); sums [B, H, N, 1, D], float32
+except where a dtype is asked for. The kernels take them in their input dtype: a float32 [1, 64] load cost
+32 registers in the D64 forward (ptxas, sm_90), and they round the state S the same way for their matmuls.
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ class KernelConfig:
     block_k: int = 64
     block_v: int = 64
     num_warps: int | None = None    # GPU: None = by head dim (see above)
-    num_stages: int | None = None   # GPU: None = 2, or 1 in most normalized kernels (gpu_num_stages)
+    num_stages: int | None = None   # GPU: None = 2, or 1 in some normalized kernels (gpu_num_stages)
     auto_split: bool = True          # GPU: narrow the feature blocks when (B, H) alone cannot fill the SMs
     chunks_per_step: int = 8         # TPU: chunks per grid step (B8 T4096 H16 D128 at chunk 64: 1024 steps)
     interpret: bool | str = False     # True: generic interpreter; "tpu": the TPU interpreter (TPU kernels)

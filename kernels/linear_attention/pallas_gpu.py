@@ -36,8 +36,8 @@ def gpu_num_warps(cfg, d_max: int) -> int:
 
 
 def gpu_num_stages(cfg, one_stage: bool) -> int:
-    """cfg.num_stages, else 2, or 1 where the normaliser makes two stages cost registers or spills: dq, and
-    the forward and dv with decay. By ptxas on sm_90: the gated D64 forward takes 168 registers with one
+    """cfg.num_stages, else 2, or 1 where the normaliser makes two stages cost registers or spills: dq, the
+    forward with decay, and dv with the decay gradient. By ptxas on sm_90: the gated D64 forward takes 168 registers with one
     stage against 217 with two, gated D64 dq 174 against 213, and the gated D128 dv spills 36 B with two;
     the ungated forward (D64: 96 against 112) and dk (D128: 160 against 168) do better with two
     (docs/kernels.md)."""
@@ -232,7 +232,7 @@ def _present(*pairs):
 
 def forward(q, k, v, b, s0, cfg, want_state: bool, zs=None):
     """q, k: [B, T, H, Dk]; v: [B, T, H, Dv]; b: [B, H, T] or None; s0: [B, H, Dk, Dv] f32 or None;
-    zs (normalize): [B, H, N, 1, Dk] f32, the key sum entering each chunk, else None
+    zs (normalize): [B, H, N, 1, Dk] in q's dtype, the key sum entering each chunk, else None
     -> (o, S_T or None, den [B, H, T] or None)."""
     B, T, H, Dk = q.shape
     Dv = v.shape[-1]

@@ -83,8 +83,8 @@ def test_flop_count_matches_closed_form(report):
 
 
 def test_normalize_costs_no_more_work(report):
-    """normalize=True keeps the key sum beside the state instead of a ones column in v (which padded Dv 128
-    to 256 and doubled the grid): on sm_90 every normalized kernel's compiled FLOPs, plus the XLA cost
+    """normalize=True loads per-chunk key sums (key_sums) instead of appending a ones column to v (which
+    padded Dv 128 to 256 and doubled the grid): on sm_90 every normalized kernel's compiled FLOPs, plus the XLA cost
     analysis of the key sums it loads (key_sums: counted against the forward and dk), and its registers per
     thread stay within 1.1x of the same kernel without normalize."""
     rows = report[0]["normalize"]

@@ -48,7 +48,7 @@ def test_interpreters_poison_unwritten_outputs(interpret):
 @pytest.mark.parametrize("backend,interpret", [("gpu", True), ("tpu", "tpu")])
 def test_multiblock_matches_reference(backend, interpret, normalize):
     """Two feature blocks per head, four chunks (TPU: two grid steps of two), gate and state in and out, against the float64 reference.
-    With normalize the key sum rides beside the state in both feature blocks, and the normaliser's decay
+    With normalize both feature blocks load the per-chunk key sums (key_sums), and the normaliser's decay
     gradient is counted by one block only (twice would fail the tolerance).
 
     The TPU kernels run under Pallas' TPU interpreter (VMEM, DMA and grid semantics). No dimension is padded,
@@ -134,11 +134,12 @@ def test_bad_shapes_named():
         linear_attention(q, q, jnp.zeros((1, 6, 2, 8)))
 
 
+@pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("backend", ["gpu", "tpu"])
-def test_constant_decay_and_unused_state_gradients(backend):
+def test_constant_decay_and_unused_state_gradients(backend, normalize):
     """With symbolic zeros the VJP skips the decay gradient (constant decay) and the state input (unused S_T);
-    gradients w.r.t. q, k, v are unchanged."""
-    p = problem(5, 1, 40, 2, 16, 16, decay="fixed")
+    gradients w.r.t. q, k, v are unchanged (normalized too: key sums loaded, no gate rows)."""
+    p = problem(5, 1, 40, 2, 16, 16, decay="fixed", positive=normalize)
     q, k, v = (jnp.asarray(p[n], jnp.float32) for n in ("q", "k", "v"))
     g = jnp.broadcast_to(jnp.asarray(p["log_decay"], jnp.float32), (1, 40, 2))
     cfg = pallas.default_config(backend, 16, True)
@@ -146,11 +147,12 @@ def test_constant_decay_and_unused_state_gradients(backend):
     def loss(q, k, v, core):
         return jnp.sum(jnp.sin(core(q, k, v, g, None)[0]))
 
-    grads = jax.jit(jax.grad(lambda *a: loss(*a, lambda *b: pallas.causal_core(*b, cfg, True)),
+    grads = jax.jit(jax.grad(lambda *a: loss(*a, lambda *b: pallas.causal_core(*b, cfg, True, normalize)),
                              argnums=(0, 1, 2)))(q, k, v)
     with jax.enable_x64():
         g = jnp.asarray(np.asarray(g), jnp.float64)
-        ref = jax.jit(jax.grad(lambda *a: loss(*a, lambda q, k, v, g, s0: reference.quadratic(q, k, v, g, scale=1.0)),
+        ref = jax.jit(jax.grad(lambda *a: loss(*a, lambda q, k, v, g, s0: reference.quadratic(
+                                   q, k, v, g, scale=1.0, normalize=normalize)),
                                argnums=(0, 1, 2)))(*(jnp.asarray(np.asarray(x), jnp.float64) for x in (q, k, v)))
     for a, r in zip(grads, ref):
         assert rel_err(a, r) < 1e-5
