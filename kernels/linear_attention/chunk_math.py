@@ -96,8 +96,8 @@ def _decay_state(S, d: Decay):
 
 def fwd(q, k, v, S, d: Decay, precision=None, z=None, store_den=None):
     """-> (o [C, BV] float32, S' [Dk, BV] float32). With z (normalize: the key sum entering the chunk,
-    [1, Dk] in the input dtype, from key_sums) o is divided by den + eps, and store_den(den [C, 1]) is called as soon
-    as den is known."""
+    [1, Dk] in the input dtype, from key_sums) o is divided by den + eps, and store_den(den [C, 1]) is
+    called as soon as den is known."""
     # Register pressure (ptxas, sm_90), measured: q e_q . z = e_q (q . z) read from the loaded q before the
     # matmuls, and den stored as soon as it is known, so neither the q tile nor den's store crosses the
     # matmuls (D128: 172 -> 158 registers, with the key sum then carried in-kernel). Folding 1 / den into e_q
@@ -148,7 +148,8 @@ def dk(q, v, do, dS, d: Decay, precision=None, k=None, dz=None, dden=None):
     Gate rows (given k): pairs (s = this row, t after the chunk): e_k k_s . (v_s dS^T), summed over the block."""
     # With dz the inter-chunk term goes first, so dz is dead before the do v^T matmul (ptxas, sm_90: D64
     # 164 -> 161 registers); without it that order costs the plain kernel (D64 148 -> 156).
-    p = None if dz is not None else _do_v(do, v, d, dden, precision)
+    if dz is None:
+        p = _do_v(do, v, d, dden, precision)
     inter = _dot(v, dS.astype(v.dtype), tb=True, precision=precision)
     if dz is not None:
         inter = inter + dz

@@ -55,9 +55,6 @@ def _decay(bc_ref, br_ref, C, i):
 
 
 def _init(S_ref, src_ref):
-    if S_ref is None:
-        return
-
     @pl.when(pl.program_id(3) == 0)
     def _():
         S_ref[...] = jnp.zeros(S_ref.shape, F32) if src_ref is None else src_ref[...]
