@@ -16,6 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from jaxlab.curvature.quantities import compared_key
+from jaxlab.optim import declaration
+from jaxlab.plateau import plateau_test
 from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table
 
@@ -37,46 +39,34 @@ def alive_records(records: Sequence[dict], summary: dict | None = None) -> list[
     return list(records)
 
 
-def sharpness_key(config) -> str:
-    """The recorded curvature config's optimiser's threshold applies to (for plots and curves of a sweep)."""
-    return compared_key(config.optim.name)
+def sharpness_key(config, name: str | None = None) -> str:
+    """The record of the curvature config's optimiser (or optimiser ``name``) declares its threshold on."""
+    return compared_key(declaration(config.optim, name).operator)
 
 
-def record_key(records: Sequence[dict], optimizer: str | None = None) -> str:
-    """Which recorded curvature the run's eos_threshold applies to: the optimiser's (``compared_key``), or without
-    a name the first recorded of Adam's preconditioned sharpness, ZO-GD's effective sharpness, λ1."""
-    if optimizer is not None:
-        return compared_key(optimizer)
+def record_key(records: Sequence[dict], operator: str | None = None) -> str:
+    """Which recorded curvature the run's eos_threshold applies to: the declared operator's (``compared_key``), or
+    without one the first recorded of the preconditioned sharpness, the ZO effective sharpness, λ1."""
+    if operator is not None:
+        return compared_key(operator)
     for key in ("preconditioned_sharpness", "zo_sharpness", "sharpness"):
         if any(_finite(r.get(key)) for r in records):
             return key
     return "sharpness"
 
 
-def plateau(steps, values, frac: float = 1 / 3) -> dict:
-    """Least-squares slope of ``values`` over the last ``frac`` of ``steps``, per 1000 steps, with a 95% band
-    (t quantile, n − 2 dof): ``plateaued`` when the band holds 0. EoS oscillations are autocorrelated, so the
-    band is optimistic: read a tiny slope as flat, a large one as still climbing."""
-    steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
-    keep = (steps >= steps[-1] - frac * (steps[-1] - steps[0])) & np.isfinite(values)
-    x, y = steps[keep] / 1000.0, values[keep]
-    if x.size < 4 or np.ptp(x) == 0:
-        return {}
-    slope, intercept = np.polyfit(x, y, 1)
-    resid = y - (slope * x + intercept)
-    se = math.sqrt(resid @ resid / (x.size - 2) / ((x - x.mean()) @ (x - x.mean())))
-    half = float(_t95(x.size - 2) * se)
-    return {"plateau_slope_per_1k": _r(slope), "plateau_slope_ci95": _r(half),
-            "plateaued": bool(abs(slope) <= half)}
+def plateau(steps, values, frac: float = 0.5, tolerance: float = 0.05) -> dict:
+    """The plateau test (jaxlab.plateau.plateau_test: equivalence test with power) as summary fields:
+    plateaued, plateau_verdict (plateaued | drifting | undecided), plateau_change (relative change over the last
+    ``frac`` of the run) with its 90% band plateau_change_ci, plateau_slope_per_1k, plateau_points."""
+    r = plateau_test(steps, values, frac=frac, tolerance=tolerance)
+    return {"plateaued": r["plateaued"], "plateau_verdict": r["verdict"], "plateau_change": _r(r.get("change")),
+            "plateau_change_ci": [_r(x) for x in r["change_ci"]] if r.get("change_ci") else None,
+            "plateau_slope_per_1k": _r(r.get("slope_per_1k")), "plateau_points": r.get("num_points"),
+            "plateau_tolerance": tolerance}
 
 
-def _t95(dof: int) -> float:
-    """Two-sided 95% Student-t quantile (scipy's)."""
-    from scipy.stats import t
-    return float(t.ppf(0.975, dof))
-
-
-def eos_run_summary(records: Sequence[dict], reach: float = 0.9, optimizer: str | None = None) -> dict:
+def eos_run_summary(records: Sequence[dict], reach: float = 0.9, operator: str | None = None) -> dict:
     """Sharpness against the stability threshold for one run.
 
     records: [{"step", "sharpness", "eos_threshold", "sharpness_ratio", "train_loss", ...}] in step order; the
@@ -95,10 +85,10 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9, optimizer: str 
       loss_increase_frac        fraction of consecutive records (last half) where train_loss went up
       loss_osc_last_half        mean |Δ log train_loss| between consecutive records (last half)
       compared                  which recorded curvature the numbers are of (see record_key)
-      plateau_slope_per_1k, plateau_slope_ci95, plateaued    the ratio's slope over the last third (see plateau)
+      plateaued, plateau_verdict, plateau_change, ...   the plateau test of the ratio over the last half (plateau)
     Loss measures compare consecutive *records* (every train.log_every steps): with log_every = 1 they are per step.
     """
-    key = record_key(records, optimizer)
+    key = record_key(records, operator)
     curv = [r for r in records if _finite(r.get(key))]
     out: dict = {"num_measurements": len(curv)}
     if not curv:
@@ -146,8 +136,8 @@ def eos_summary(results, config, reach: float = 0.9) -> dict:
         row = {"seed": r.coords.get("seed"), "lr": _coord(r, config, LR), "weight_decay": _coord(r, config, WD),
                **{k: v for k, v in r.coords.items() if k not in ("seed", LR, WD)},
                "diverged": bool(s.get("diverged"))}
-        optimizer = r.coords.get("optim.name", config.optim.name)
-        row.update(eos_run_summary(alive_records(r.result.records, s), reach, optimizer))
+        operator = declaration(config.optim, r.coords.get("optim.name")).operator
+        row.update(eos_run_summary(alive_records(r.result.records, s), reach, operator))
         rows.append(row)
     return {"eos": rows}
 
@@ -208,8 +198,7 @@ def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
     """eos_sharpness.png (the classic EoS plot: the curvature the threshold applies to), eos_loss.png (train
     loss, same layout) and, when tracked, eos_ntk.png (the top NTK eigenvalue against the same threshold)."""
     records = [rec for r in results for rec in r.result.records]
-    paths = [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), key=record_key(records, config.optim.name),
-                      title=title),
+    paths = [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), key=sharpness_key(config), title=title),
              plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
                       title=f"{config.model.name}: train loss per weight decay")]
     if any(_finite(rec.get("ntk_max")) for rec in records):

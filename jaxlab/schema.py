@@ -114,7 +114,7 @@ def validate(config) -> ConfigDict:
     losses.check(config)
     optim.check_optim(config.optim, config.train.steps)
     check_train(config)
-    tracker.check(config)
+    tracker.check(config, optim.declaration(config.optim))
     checkpoint_settings.check(config)
     check_sweep(config)
     mesh.check(config)

@@ -6,7 +6,11 @@ Functions take a ``loss_fn`` closure (or a matvec built from one) and a params p
     lanczos.py         lanczos (top-k, full reorthogonalisation), power_iteration, lobpcg_top_k, eig_gap
     spectrum.py        hutchinson_trace, slq_density (stochastic Lanczos quadrature)
     ntk.py             ntk_matvec, ntk_top_eigenvalues, ggn_matvec (Gauss–Newton via the same lanczos)
-    preconditioned.py  adam_preconditioner, preconditioned_matvec, preconditioned_sharpness, adam_threshold
+    preconditioned.py  preconditioned_matvec, preconditioned_sharpness (P declared by the optimiser)
+    arnoldi.py         arnoldi, ritz, leftmost (non-symmetric operators)
+    step_map.py        linearize_step, flip_multiplier, step_singular_values, dense_step_jacobian (any optimiser)
+    dimension.py       kaplan_yorke_dimension (the sharpness dimension), gd_exponents
+    zo_stability.py    critical_lr, critical_lr_bounds, commutator_ratio (ZO mean-square stability)
     alignment.py       sharpness_gradient, alignment, layer_shares
     plots.py           plot_density
 """
@@ -15,6 +19,7 @@ from jaxlab.curvature.hvp import hvp, make_hvp  # noqa: F401
 from jaxlab.curvature.lanczos import (  # noqa: F401
     eig_gap, eigvec, lanczos, lanczos_tridiag, lobpcg_top_k, power_iteration, tridiag_eigh)
 from jaxlab.curvature.ntk import ggn_matvec, ntk_matvec, ntk_top_eigenvalues  # noqa: F401
-from jaxlab.curvature.preconditioned import (  # noqa: F401
-    adam_preconditioner, adam_threshold, find_adam_state, preconditioned_matvec, preconditioned_sharpness)
+from jaxlab.curvature.preconditioned import preconditioned_matvec, preconditioned_sharpness  # noqa: F401
+from jaxlab.curvature.step_map import (  # noqa: F401
+    dense_step_jacobian, flip_multiplier, linearize_step, real_step, step_singular_values)
 from jaxlab.curvature.spectrum import hutchinson_trace, slq_density, slq_nodes  # noqa: F401

@@ -2,16 +2,21 @@
 
     mv = ntk_matvec(apply_fn, params, x)                # u [N, C] -> J Jᵀ u  [N, C]; J = ∂f(x)/∂θ  [N·C, n]
     vals, _ = ntk_top_eigenvalues(apply_fn, params, x, key, num_iters=20, k=1)
+    w, scale = mse_row_weights(out_shape, y)            # masked MSE: valid rows [N] or [N, T], 1/valid count
+    vals, _ = ntk_top_eigenvalues(apply_fn, params, x, key, 20, scale=scale, row_weights=w)  # = masked GGN λ
     mv = ggn_matvec(apply_fn, out_loss_fn, params, (x, y))   # v -> Jᵀ H_out J v on pytrees like params
     vals, vecs = lanczos(mv, params, key, 20)               # the GGN through the Hessian's interface
 
 apply_fn(params, x) -> outputs [N, C] (e.g. ``lambda p, x: model.apply({"params": p}, x)``). The network is
 linearised once per call (one forward pass, residuals kept); each matvec is one JVP + one transposed JVP, so the
 Jacobian is never materialised. For the mean-reduced MSE ½‖f − y‖² (jaxlab's), H_out = I/N, so the GGN is JᵀJ/N
-and shares its nonzero eigenvalues with the NTK Gram matrix scaled by 1/N (``scale=1/N`` below).
+and shares its nonzero eigenvalues with the NTK Gram matrix scaled by 1/N (``scale=1/N`` below). With masked
+labels (< 0: ignored) H_out = diag(w) ⊗ I_C / M, w the 0/1 valid rows and M their count, so the GGN JᵀH_out J
+shares its nonzero eigenvalues with W^½ J Jᵀ W^½ / M (``row_weights=w, scale=1/M``, from mse_row_weights).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import jax
@@ -27,21 +32,59 @@ def _linearise(apply_fn: Callable, params, x):
     return out, jvp, lambda u: transpose(u)[0]
 
 
-def ntk_matvec(apply_fn: Callable, params, x, scale: float = 1.0):
-    """u [N, C] -> scale · J Jᵀ u [N, C], the empirical NTK Gram matrix (N·C × N·C) acting on output space."""
+def mse_row_weights(outputs_shape, y, dtype=None):
+    """Row weights and scale that make scale · W^½ J Jᵀ W^½ share the nonzero eigenvalues of the masked MSE's GGN.
+
+    outputs_shape: the outputs' shape (..., C), e.g. [N, C] or [N, T, C]. y: integer labels with one entry per
+    output row (shape outputs_shape[:-1], or anything of that size, as jaxlab.losses.mse reshapes them), < 0
+    marking ignored rows; or dense float targets of shape outputs_shape (the plain mean over rows; every row
+    counts). dtype: of the results (default: JAX's default float, float64 under x64).
+    Returns (weights outputs_shape[:-1], 1 for a row the loss counts and 0 otherwise; scale [], 1/max(M, 1) with
+    M the counted rows), exactly jaxlab.losses.mse's masked mean ½ Σ_rows w ‖f - onehot(y)‖² / max(Σ w, 1), whose
+    Hessian in the outputs is diag(w) ⊗ I_C · scale. Jittable (y may be traced; shapes are static).
+    """
+    shape = tuple(outputs_shape)
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    rows = shape[:-1]
+    if tuple(y.shape) == shape:                       # dense targets: every row counts
+        w = jnp.ones(rows, dtype)
+    elif math.prod(y.shape) == math.prod(rows):       # one label per row, as the loss flattens them
+        w = (jnp.reshape(y, rows) >= 0).astype(dtype)
+    else:
+        raise ValueError(f"mse_row_weights: labels {tuple(y.shape)} fit neither the output rows {rows} nor the "
+                         f"outputs {shape}")
+    return w, 1.0 / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def ntk_matvec(apply_fn: Callable, params, x, scale=1.0, row_weights=None):
+    """u [..., C] -> scale · W^½ J Jᵀ W^½ u [..., C], the empirical NTK Gram matrix on output space (W = I if None).
+
+    row_weights: None, or non-negative weights of shape outputs[:-1] ([N] or [N, T]) applied as W^½ on both sides
+    (a symmetric operator with the nonzero eigenvalues of scale · Jᵀ W J); scale: a float or traced scalar.
+    """
     _, jvp, vjp = _linearise(apply_fn, params, x)
-    return lambda u: jax.tree.map(lambda a: scale * a, jvp(vjp(u)))
+    if row_weights is None:
+        return lambda u: jax.tree.map(lambda a: scale * a, jvp(vjp(u)))
+    r = jnp.sqrt(row_weights)[..., None]              # [..., 1]: one weight per row, broadcast over outputs C
+    return lambda u: scale * r * jvp(vjp(r * u))
 
 
 def ntk_top_eigenvalues(apply_fn: Callable, params, x, key: jax.Array, num_iters: int, k: int = 1,
-                        scale: float = 1.0, return_vectors: bool = False):
-    """Top-k eigenvalues [k] (descending) of scale · J Jᵀ by Lanczos in output space (dimension N·C).
+                        scale=1.0, return_vectors: bool = False, row_weights=None):
+    """Top-k eigenvalues [k] (descending) of scale · W^½ J Jᵀ W^½ by Lanczos in output space (dimension N·C).
 
-    Returns (eigvals [k], eigvecs [k, N, C] or None). scale = 1/N gives the GGN's eigenvalues for a mean loss.
+    Returns (eigvals [k], eigvecs [k, ..., C] or None). scale = 1/N gives the GGN's eigenvalues for a mean loss;
+    for jaxlab's masked MSE pass ``row_weights, scale = mse_row_weights(outputs_shape, y)``: the eigenvalues are
+    then the Gauss–Newton matrix's exactly (masked rows add an exact null space, which Lanczos handles).
     """
     out_shape = jax.eval_shape(lambda p: apply_fn(p, x), params)
     like = jnp.zeros(out_shape.shape, out_shape.dtype)
-    return lanczos(ntk_matvec(apply_fn, params, x, scale), like, key, num_iters, k=k,
+    if row_weights is not None:
+        row_weights = jnp.asarray(row_weights, out_shape.dtype)
+        if row_weights.shape != out_shape.shape[:-1]:
+            raise ValueError(f"ntk_top_eigenvalues: row_weights {row_weights.shape} must be the outputs' rows "
+                             f"{out_shape.shape[:-1]}")
+    return lanczos(ntk_matvec(apply_fn, params, x, scale, row_weights), like, key, num_iters, k=k,
                    return_vectors=return_vectors)
 
 

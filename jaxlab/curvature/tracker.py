@@ -1,41 +1,32 @@
 """Curvature tracking during training: an explicit object the trainer calls every ``curvature.every`` steps.
 
-    tracker = make_tracker(config, loss_fn, apply_fn=apply, decay_mask=mask, loss_kind="mse")
-    carry = tracker.init(params)                                          # warm-start carry (or None)
-    metrics, carry = tracker(params, opt_state, numbers, batch, carry)   # numbers: {"lr", "momentum", "b1", ...}
+    tracker = make_tracker(config, loss_fn, declared=optim.declaration(config.optim), apply_fn=apply)
+    carry = tracker.init(params)                                            # warm-start carry (or None)
+    metrics, carry = tracker(params, opt_state, numbers, batch, carry, t=step, step=optim.make_step(...))
 
 ``numbers`` are the run's resolved optimiser numbers at this step (``jaxlab.optim.resolve`` with the scheduled
 ``lr``), possibly traced: every threshold and preconditioner reads β, ε and the learning rate from them, never
-from the static config, so a sweep over ``optim.b1`` or ``optim.momentum`` records each run's own numbers.
+from the static config. ``declared`` is what the optimiser says about its own dynamics (jaxlab.optim.dynamics:
+its threshold, the operator it bounds, its preconditioner, its ZO mode map); the tracker knows no optimiser by
+name. ``step`` is the real optimiser step, for the step-map quantities. ``t`` (the training step) is folded into
+the curvature seed, so Hutchinson probes and Lanczos starts are fresh at every measurement.
 The tracker is pure and jittable and vmaps over runs. What it records is a static set of named quantities
-(``curvature.quantities``, keys of :data:`QUANTITIES`); the top-k Lanczos eigenpairs of the Hessian on the
-curvature set are computed once and shared by every quantity that reads them.
+(``curvature.quantities``, keys of :data:`QUANTITIES`); the top-k Lanczos eigenpairs of the Hessian, the trace,
+the gradient and the preconditioner are computed once and shared by every quantity that reads them.
 
 Records (scalars per run):
-  sharpness        λ1 (top Hessian eigenvalue), eos_threshold, sharpness_ratio = (λ1 or preconditioned λ1)/threshold,
-                   sharpness_residual = ‖Hu − λ1u‖/λ1 (Ritz bound: how converged λ1 is)
+  sharpness        λ1 (top Hessian eigenvalue), sharpness_residual = ‖Hu − λ1u‖/λ1 (Ritz bound); with a declared
+                   threshold eos_threshold and sharpness_ratio = (the declared operator's λ1)/threshold
   eig_gap          eig_2 … eig_k and eig_ratio = λ1/λ2 (close to 1: λ1 is poorly separated, its estimate less reliable)
   trace            hessian_trace, hessian_trace_stderr (Hutchinson)
-  ntk              ntk_max: top eigenvalue of the empirical NTK Gram matrix J Jᵀ/n on the curvature set, n the number
-                   of output rows the loss averages (examples, or tokens for [N, T, C] outputs): the Gauss–Newton λ1
-                   of the mean MSE, comparable to the sharpness. MSE only (for cross-entropy it is not the GGN).
-  preconditioned   preconditioned_sharpness (Adam: top eigenvalue of P^-1/2 H P^-1/2 with P = √v̂ + ε, v̂ = ν/(1 − β2ᵗ)
-                   bias-corrected as in the update; NaN before the first update, when no second-moment estimate
-                   exists yet)
+  ntk              ntk_max: the Gauss–Newton λ1 of the (masked) mean MSE, top eigenvalue of W^½ J Jᵀ W^½ / n_valid
+                   (W the valid-row mask, n_valid its count), comparable to the sharpness. MSE only.
+  preconditioned   preconditioned_sharpness: λ1(P⁻¹H) with P the declared preconditioner of the next step
+                   (Adam: (1 − β1^{t+1})(√v̂ + ε), jaxlab.optim.preconditioners)
   alignment        align_* cosines of ∇λ1 with the parameters and the gradient
   layer_shares     share/<layer>: each parameter leaf's share of the top eigenvector's squared norm
-  sharpness_dim    sharpness_dim: Kaplan–Yorke dimension of the GD map from the top-k eigenvalues, the unmeasured
-                   bulk at the smallest measured one (jaxlab.curvature.dimension; docs/science_notes.md)
-  zo_stability     zo_sharpness_lower / zo_sharpness_upper: bounds on ZO-GD's effective sharpness 2/η*(H) from λ1
-                   and the Hutchinson trace (n = optim.zo_directions; jaxlab.curvature.zo_stability), and their
-                   ratios to 2/η
-  zo_dense         zo_sharpness = 2/η*(H) from the dense spectrum's positive part (small models: the full Hessian is
-                   formed), sharpness_dim_dense from the same spectrum
-
-Thresholds (the step size at which GD on a quadratic with curvature λ1 turns unstable): sgd 2/η · heavy ball
-(2+2β)/η · Nesterov (2+2β)/((1+2β)η) · adam (2+2β1)/((1−β1)η) on the *preconditioned* sharpness (38/η at β1 = 0.9)
-· lion: none. With weight decay folded into the gradient the iteration's curvature is λ1 + λ on the decayed
-directions; the threshold recorded stays the loss Hessian's, as in the EoS literature.
+  step_flip, sharpness_dim, step_dense     the step map's flip multiplier and sharpness dimension (step_quantities)
+  zo_stability, zo_dense                   ZO mean-square boundary, bounds and dense value (zo_quantities)
 
 Warm start (``curvature.warm_start``): each measurement starts Lanczos from the previous one's top-k eigenvectors
 (their sum, plus 5% random so a new direction can still enter), carried between measurements in
@@ -52,11 +43,12 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxlab.config import require, require_choice
+from jaxlab.curvature import step_quantities, zo_quantities  # noqa: F401  (register their quantities)
 from jaxlab.curvature.hvp import make_hvp
 from jaxlab.curvature.lanczos import lanczos
 from jaxlab.curvature.spectrum import hutchinson_trace
-from jaxlab.curvature.quantities import (QUANTITIES, Context, compared, dense_hessian_eigvalsh, quantity_names,
-                                         stability_threshold, uses_preconditioner)
+from jaxlab.curvature.quantities import QUANTITIES, Context, compared_key, dense_operator_eigvalsh, quantity_names
+from jaxlab.optim.dynamics import Declared
 from jaxlab.tree import tree_random_normal, tree_vdot
 
 
@@ -65,15 +57,19 @@ def default_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         every=0,               # 0 = off; else measure every k steps (a multiple of train.log_every)
         # what to record, keys of jaxlab.curvature.quantities.QUANTITIES: sharpness | eig_gap | trace | ntk |
-        # preconditioned | alignment | layer_shares | sharpness_dim | zo_stability | zo_dense (small models)
-        # (adam adds preconditioned to sharpness by itself)
+        # preconditioned | alignment | layer_shares | step_flip | sharpness_dim | step_dense (small models) |
+        # zo_stability | zo_dense (small models). An optimiser whose threshold is on λ1(P⁻¹H) adds preconditioned
+        # to sharpness by itself.
         quantities=("sharpness",),
         num_examples=0,        # curvature set: the first n evaluation examples; 0 = the whole evaluation set
         num_iters=20,          # Lanczos iterations (full reorthogonalisation) per measurement
-        k=1,                   # top-k Hessian eigenvalues (eig_gap needs 2)
+        k=1,                   # top-k Hessian eigenvalues (eig_gap needs 2); sharpness_dim: top-k singular values of
+                               # the step map (>= 2: with one the dimension is decided only by a contracting map)
         chunk_size=0,          # examples per HVP pass (bounds activation memory); 0 = the whole set at once
-        trace_samples=10,      # Hutchinson probe vectors for "trace"
-        seed=0,                # the first Lanczos start vector's key (deterministic)
+        trace_samples=10,      # Hutchinson probe vectors for "trace" (and SLQ probes for zo_stability)
+        step_iters=40,         # Arnoldi / Lanczos steps on the step map (step_flip, sharpness_dim)
+        dim_samples=4,         # sampled maps averaged by sharpness_dim (ZO directions, minibatches)
+        seed=0,                # the curvature key, folded with the training step at each measurement
         warm_start=True,       # start each measurement's Lanczos from the previous top-k eigenvectors
     ))
 
@@ -85,23 +81,33 @@ class Tracker:
     """Static structure of the measurement; every number a sweep varies arrives as an argument."""
     loss_fn: Callable                    # (params, batch) -> scalar
     quantities: tuple[str, ...]
-    optimizer: str = "sgd"               # optim.name: which threshold and preconditioner apply
-    nesterov: bool = False
+    declared: Declared = Declared()      # the optimiser's dynamics (jaxlab.optim.dynamics): threshold, operator, P
     num_iters: int = 20
     k: int = 1
     chunk_size: int = 0
     trace_samples: int = 10
+    step_iters: int = 40
+    dim_samples: int = 4
     seed: int = 0
     warm_start: bool = True
     zo_directions: int = 1               # optim.zo_directions: the n of the ZO stability quantities
+    batch_size: int = 0                  # train.batch_size: sampled maps use minibatches of this size (0: full)
     apply_fn: Callable | None = None     # (params, x) -> outputs; the "ntk" quantity needs it
     loss_kind: str = ""                  # loss.name: "ntk" describes the Gauss–Newton matrix of "mse" only
     decay_mask: Callable | None = None   # params -> bool pytree of decayed leaves ("alignment")
     data_shards: int = 1                 # pieces the curvature set is split into (chunked HVP: chunks within each)
 
+    def needs(self, flag: str) -> bool:
+        """Whether some recorded quantity has Quantity flag ``flag`` ("needs_eigs", "needs_trace", ...)."""
+        return any(getattr(QUANTITIES[n], flag) for n in self.quantities)
+
     @property
     def needs_eigs(self) -> bool:
-        return any(QUANTITIES[n].needs_eigs for n in self.quantities)
+        return self.needs("needs_eigs")
+
+    @property
+    def needs_step(self) -> bool:
+        return self.needs("needs_step")
 
     @property
     def warm(self) -> bool:
@@ -120,29 +126,39 @@ class Tracker:
         has = n > 0
         return jax.tree.map(lambda c, r: jnp.where(has, c / jnp.where(has, n, 1.0) + 0.05 * r, r), carry, rnd)
 
-    def __call__(self, params, opt_state, numbers: dict, batch, carry=None):
-        """-> (metrics {name: scalar}, next carry). numbers: the resolved optimiser numbers, "lr" the current one."""
-        key = jax.random.PRNGKey(self.seed)
+    def __call__(self, params, opt_state, numbers: dict, batch, carry=None, t=0, step=None):
+        """-> (metrics {name: scalar}, next carry). numbers: the resolved optimiser numbers, "lr" the current one;
+        t: the training step (a fresh key per measurement); step: the optimiser's real step (jaxlab.optim
+        make_step), needed by the step-map quantities."""
+        if step is None and self.needs_step:
+            raise ValueError(f"curvature quantities {self.quantities} read the optimiser's step: pass step=")
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), t)
         # Unchunked: linearise the gradient once, so each Lanczos matvec is a tangent pass only (~2x cheaper).
         matvec = make_hvp(self.loss_fn, params, batch, chunk_size=self.chunk_size, linearize=not self.chunk_size,
                           shards=self.data_shards)
-        ctx = Context(self, params, opt_state, numbers, batch, matvec, key)
+        ctx = Context(self, params, opt_state, numbers, batch, matvec, key, step=step)
+        d = self.declared
+        if d.preconditioner is not None and (self.needs("needs_precond") or self.needs_step
+                                             or d.operator == "zo_mean_square"):
+            loss = lambda p: self.loss_fn(p, batch)  # noqa: E731
+            grads = jax.grad(loss)(params) if step is None else step.gradient(loss, params, jax.random.fold_in(key, 4))
+            ctx = ctx._replace(grads=grads, precond=d.preconditioner(opt_state, grads, numbers))
         if self.needs_eigs:
-            need_vecs = self.warm or any(QUANTITIES[n].needs_vectors for n in self.quantities)
+            need_vecs = self.warm or self.needs("needs_vectors")
             v0 = self._start_vector(key, params, carry) if self.warm and carry is not None else None
             ev, vecs, res = lanczos(matvec, params, key, self.num_iters, k=self.k, return_vectors=need_vecs, v0=v0,
                                     return_residuals=True)
             ctx = ctx._replace(eigvals=ev, eigvecs=vecs, residuals=res)
-        if any(QUANTITIES[n].needs_trace for n in self.quantities):  # once, however many quantities read it
+        if self.needs("needs_trace"):  # once, however many quantities read it
             ctx = ctx._replace(trace=hutchinson_trace(matvec, params, jax.random.fold_in(key, 1), self.trace_samples))
-        if any(QUANTITIES[n].needs_dense for n in self.quantities):
-            ctx = ctx._replace(dense_eigvals=dense_hessian_eigvalsh(self.loss_fn, params, batch))
+        if self.needs("needs_dense"):
+            ctx = ctx._replace(dense_eigvals=dense_operator_eigvalsh(ctx))
         out = {}
         for n in self.quantities:
             out.update(QUANTITIES[n].fn(ctx))
-        thr = stability_threshold(self.optimizer, numbers, self.nesterov)
-        top = compared(self.optimizer, out)
-        if thr is not None and top is not None:
+        top = out.get(compared_key(d.operator))
+        if d.threshold is not None and top is not None:
+            thr = d.threshold(numbers)
             out["eos_threshold"] = thr
             out["sharpness_ratio"] = top / thr
         if self.warm and carry is not None:
@@ -150,29 +166,34 @@ class Tracker:
         return out, carry
 
 
-def make_tracker(config, loss_fn: Callable, *, apply_fn: Callable | None = None,
+def make_tracker(config, loss_fn: Callable, *, declared: Declared | None = None, apply_fn: Callable | None = None,
                  decay_mask: Callable | None = None, loss_kind: str | None = None, data_shards: int = 1) -> Tracker:
-    """The tracker ``config.curvature`` describes for ``config.optim``'s optimiser (its name and Nesterov flag are
-    structure; its numbers come at call time). loss_fn(params, batch) -> scalar; apply_fn(params, x) -> outputs
-    (for "ntk"); decay_mask(params) -> bools (for "alignment": θ as weight decay moves it); loss_kind: the
-    loss's name (default config.loss.name); data_shards: how many pieces a data-parallel mesh splits the curvature
-    set into (a chunked HVP then chunks within each piece)."""
+    """The tracker ``config.curvature`` describes. loss_fn(params, batch) -> scalar; declared: the optimiser's
+    dynamics (``jaxlab.optim.declaration(config.optim)``; None: nothing declared, so no threshold); apply_fn(params,
+    x) -> outputs (for "ntk"); decay_mask(params) -> bools (for "alignment": θ as weight decay moves it);
+    loss_kind: the loss's name (default config.loss.name); data_shards: how many pieces a data-parallel mesh
+    splits the curvature set into (a chunked HVP then chunks within each piece)."""
     cfg = config.curvature
+    declared = Declared() if declared is None else declared
     names = quantity_names(cfg)
-    if uses_preconditioner(config.optim.name) and "sharpness" in names and "preconditioned" not in names:
-        names = names + ("preconditioned",)  # adam's threshold applies to the preconditioned sharpness
+    if declared.operator == "preconditioned" and "sharpness" in names and "preconditioned" not in names:
+        names = names + ("preconditioned",)  # the declared threshold applies to the preconditioned sharpness
     if "ntk" in names and apply_fn is None:
         raise ValueError("curvature quantity 'ntk' needs the model's apply_fn: make_tracker(..., apply_fn=...)")
-    return Tracker(loss_fn=loss_fn, quantities=names, optimizer=config.optim.name, nesterov=bool(config.optim.nesterov),
-                   num_iters=cfg.num_iters, k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
-                   trace_samples=cfg.trace_samples, seed=cfg.seed, warm_start=bool(cfg.warm_start), apply_fn=apply_fn,
-                   zo_directions=int(config.optim.zo_directions), decay_mask=decay_mask,
-                   loss_kind=config.loss.name if loss_kind is None else loss_kind, data_shards=data_shards)
+    return Tracker(loss_fn=loss_fn, quantities=names, declared=declared, num_iters=cfg.num_iters,
+                   k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
+                   trace_samples=cfg.trace_samples, step_iters=cfg.step_iters, dim_samples=cfg.dim_samples,
+                   seed=cfg.seed, warm_start=bool(cfg.warm_start), apply_fn=apply_fn,
+                   zo_directions=int(config.optim.zo_directions), batch_size=int(config.train.batch_size),
+                   decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind,
+                   data_shards=data_shards)
 
 
-def check(config):
-    """Raise ConfigError naming the first bad ``curvature.*`` key (the section is read only when every > 0)."""
+def check(config, declared: Declared | None = None):
+    """Raise ConfigError naming the first bad ``curvature.*`` key (the section is read only when every > 0).
+    declared: the optimiser's dynamics (what it declares decides which quantities apply)."""
     c = config.curvature
+    declared = Declared() if declared is None else declared
     require(c.every >= 0, "curvature.every", c.every, "must be >= 0 (0 = off)")
     if c.every == 0:
         return
@@ -184,16 +205,24 @@ def check(config):
         require_choice("curvature.quantities", n, QUANTITIES)
     require(c.num_examples >= 0, "curvature.num_examples", c.num_examples, "must be >= 0 (0 = the evaluation set)")
     require(c.k >= 1, "curvature.k", c.k, "must be >= 1")
+    if "sharpness_dim" in names:
+        require(c.k >= 2, "curvature.k", c.k, "must be >= 2 for sharpness_dim (from one singular value the "
+                "dimension is decided only when the map contracts every direction)")
     k = max(c.k, 2 if "eig_gap" in names else 1)
     require(c.num_iters > 0, "curvature.num_iters", c.num_iters, "must be > 0")
     require(c.num_iters >= k, "curvature.num_iters", c.num_iters,
             f"must be >= the {k} eigenvalues asked for (curvature.k, and 2 for eig_gap)")
+    require(c.step_iters >= k, "curvature.step_iters", c.step_iters, f"must be >= curvature.k={k}")
+    require(c.dim_samples >= 1, "curvature.dim_samples", c.dim_samples, "must be >= 1")
     require(c.chunk_size >= 0, "curvature.chunk_size", c.chunk_size, "must be >= 0 (0 = the whole set at once)")
-    if any(QUANTITIES[n].needs_trace for n in names):
-        require(c.trace_samples > 0, "curvature.trace_samples", c.trace_samples, "must be > 0")
+    if any(QUANTITIES[n].needs_trace for n in names) or "zo_stability" in names:
+        require(c.trace_samples > 1, "curvature.trace_samples", c.trace_samples, "must be >= 2")
     if "preconditioned" in names:
-        require(config.optim.name == "adam", "curvature.quantities", c.quantities,
-                f"'preconditioned' needs optim.name='adam' (got {config.optim.name!r})")
+        require(declared.preconditioner is not None, "curvature.quantities", c.quantities,
+                f"'preconditioned' needs an optimiser that declares a preconditioner ({config.optim.name!r} does not)")
+    if "zo_stability" in names or "zo_dense" in names:
+        require(declared.mode_map is not None, "curvature.quantities", c.quantities,
+                f"'zo_stability'/'zo_dense' need a zeroth-order optimiser's mode map ({config.optim.name!r} has none)")
     if "ntk" in names:
         require(config.loss.name == "mse", "curvature.quantities", c.quantities,
                 f"'ntk' is the Gauss–Newton λ1 of an MSE loss only (loss.name={config.loss.name!r})")

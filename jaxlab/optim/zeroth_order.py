@@ -15,11 +15,11 @@ Registered optimisers (OPTIMIZERS, names flagged in ZEROTH_ORDER):
     zo_momentum  momentum on g     (ZO-GDM: heavy ball, optim.momentum / optim.nesterov)
     zo_adam      adam     on g     (ZO-Adam: optim.b1, b2, eps)
 
-The transform never sees loss values, so the trainer replaces ∇L by the estimate when ``is_zeroth_order(name)``:
-
-    if is_zeroth_order(cfg.name):
-        loss, grads = zo_value_and_grad(lambda p: loss_fn(p, batch), params, key, *zo_settings(cfg, hp))
-    updates, opt_state = tx.update(grads, opt_state, params)
+The transform never sees loss values, so each registers its estimator as the gradient of its Step
+(``register_gradient``): the trainer and the step map call ``make_step(cfg, steps, hp).gradient(loss_fn, params,
+key)`` and get ∇L or this estimate alike. Each also declares its dynamics (``register_dynamics``): its stability
+is mean-square, of the per-mode recurrence in jaxlab.optim.zo_modes, with threshold 2/η on the effective sharpness
+2/η* (jaxlab.curvature.zo_stability); zo_adam's is that of Adam with its preconditioner frozen.
 
 ``optim.zo_directions`` (n, an int: structure, static) and ``optim.zo_mu`` (μ, traceable through hp).
 """
@@ -33,6 +33,9 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlab.optim.bases import OPTIMIZERS, register_optimizer
 from jaxlab.optim.defaults import resolve
+from jaxlab.optim.dynamics import Declared, register_dynamics, register_gradient
+from jaxlab.optim.preconditioners import adam_preconditioner, frozen_adam
+from jaxlab.optim.zo_modes import adam_frozen_modes, heavy_ball_modes, nesterov_modes, sgd_modes
 
 PyTree = Any
 
@@ -45,12 +48,42 @@ def is_zeroth_order(name: str) -> bool:
     return name in ZEROTH_ORDER
 
 
+def _estimator(cfg, p):
+    """The Step's gradient: (loss_fn, params, key) -> the two-point estimate with n = optim.zo_directions."""
+    n, mu = int(cfg.zo_directions), p["zo_mu"]
+    return lambda loss_fn, params, key: zo_gradient(loss_fn, params, key, n, mu)
+
+
 def _register(zo_name: str, base: str):
     register_optimizer(zo_name)(lambda cfg, p: OPTIMIZERS[base](cfg, p))
+    register_gradient(zo_name)(_estimator)
 
 
 for _zo, _base in ZEROTH_ORDER.items():
     _register(_zo, _base)
+
+
+def _zo_threshold(numbers):
+    return 2.0 / numbers["lr"]     # on 2/η*: the step is mean-square stable while η < η*
+
+
+@register_dynamics("zo_sgd")
+def _zo_sgd_dynamics(cfg):
+    return Declared(threshold=_zo_threshold, operator="zo_mean_square", zeroth_order=True, mode_map=sgd_modes)
+
+
+@register_dynamics("zo_momentum")
+def _zo_momentum_dynamics(cfg):
+    modes = nesterov_modes if cfg.nesterov else heavy_ball_modes
+    return Declared(threshold=_zo_threshold, operator="zo_mean_square", zeroth_order=True, mode_map=modes)
+
+
+@register_dynamics("zo_adam")
+def _zo_adam_dynamics(cfg):
+    return Declared(threshold=_zo_threshold, operator="zo_mean_square", zeroth_order=True,
+                    mode_map=adam_frozen_modes,
+                    preconditioner=lambda state, g, n: adam_preconditioner(state, g, n["b1"], n["b2"], n["eps"]),
+                    frozen=lambda cfg, p, P: frozen_adam(p["b1"], P))
 
 
 def zo_gradient(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, key: jax.Array, num_directions: int,

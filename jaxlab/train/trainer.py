@@ -63,6 +63,7 @@ class Trainer:
     input_dtype: Any
     loss: Callable
     task: str
+    declared: Any = None             # the optimiser's dynamics (jaxlab.optim.declaration)
     tracker: Tracker | None = None   # curvature, every curvature.every steps (jaxlab.curvature.tracker)
 
     # ---------------------------------------------------------------- pieces that read hp
@@ -72,6 +73,10 @@ class Trainer:
 
     def tx(self, hp) -> optax.GradientTransformation:
         return optim.make_optimizer(self.config.optim, self.total_steps, _section(hp, "optim"))
+
+    def optimizer_step(self, hp) -> optim.Step:
+        """The real step's functions (update, the gradient it uses, frozen form) at the numbers in hp."""
+        return optim.make_step(self.config.optim, self.total_steps, _section(hp, "optim"))
 
     def lr(self, hp, step):
         return optim.make_schedule(self.config.optim, self.total_steps, _section(hp, "optim"))(step)
@@ -127,11 +132,10 @@ class Trainer:
         """One optimiser step -> (state, metrics of this step: loss/accuracy on its batch, grad norm, lr)."""
         tx = self.tx(hp)
         batch = self.batch(state, data, perms)
-        if optim.is_zeroth_order(self.config.optim.name):  # the two-point estimate replaces ∇L (ZO-GD/GDM/Adam)
+        if self.declared is not None and self.declared.zeroth_order:  # the step's own estimate replaces ∇L
             loss, acc = self._loss_and_acc(state.params, batch)
             key = jax.random.fold_in(jax.random.fold_in(state.key, ZO_STREAM), state.step)  # not the batch stream
-            n, mu = optim.zo_settings(self.config.optim, _section(hp, "optim"))
-            grads = optim.zo_gradient(lambda p: self.loss_fn(p, batch), state.params, key, n, mu)
+            grads = self.optimizer_step(hp).gradient(lambda p: self.loss_fn(p, batch), state.params, key)
         else:
             (loss, acc), grads = jax.value_and_grad(self._loss_and_acc, has_aux=True)(state.params, batch)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -178,7 +182,9 @@ class Trainer:
         carry = None  # unchanged unless measured: returning state.curv would copy it out of every measurement
         if curvature and self.tracker is not None:
             numbers = {**optim.resolve(self.config.optim, _section(hp, "optim")), "lr": out["lr"]}
-            rec, carry = self.tracker(p, state.opt_state, numbers, (data["x_curv"], data["y_curv"]), state.curv)
+            step = self.optimizer_step(hp) if self.tracker.needs_step else None
+            rec, carry = self.tracker(p, state.opt_state, numbers, (data["x_curv"], data["y_curv"]), state.curv,
+                                      t=state.step, step=step)
             out.update(rec)
         out["diverged"] = state.diverged
         return out, carry
@@ -209,10 +215,12 @@ def make_train(config, dataset, batched: bool = False, data_shards: int = 1) -> 
     model = models.get_model(config.model, dataset)
     if batched and hasattr(model, "for_vmap"):
         model = model.for_vmap()
+    declared = optim.declaration(config.optim)
     trainer = Trainer(config=config, model=model, input_shape=dataset.input_shape,
-                      input_dtype=dataset.x_train.dtype, loss=losses.get_loss(config.loss.name), task=dataset.task)
+                      input_dtype=dataset.x_train.dtype, loss=losses.get_loss(config.loss.name), task=dataset.task,
+                      declared=declared)
     if config.curvature.every > 0:
-        tracker = make_tracker(config, trainer.loss_fn, apply_fn=trainer.apply,
+        tracker = make_tracker(config, trainer.loss_fn, declared=declared, apply_fn=trainer.apply,
                                decay_mask=optim.decay_mask(config.optim.wd_mask), loss_kind=config.loss.name,
                                data_shards=data_shards)
         trainer = dataclasses.replace(trainer, tracker=tracker)
