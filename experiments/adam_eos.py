@@ -17,13 +17,16 @@ from experiments.eos_weight_decay import write_eos_outputs
 
 
 def hovers(rows, tolerance: float = 0.1) -> dict:
-    """Per lr: the last-quarter mean of λ1(P⁻¹H)/threshold and whether it is within ``tolerance`` of 1."""
+    """Per lr: the last-quarter mean of λ1(P⁻¹H)/threshold, the plateau test's verdict over the last half, and
+    whether it hovers: the mean within ``tolerance`` of 1 and the curve shown flat (an "undecided" test fails)."""
     out = {}
     for r in rows:
         ratio = r.get("last_quarter_ratio")
+        near = ratio is not None and abs(ratio - 1.0) <= tolerance
         out[f"lr={r['lr']:g} seed={r['seed']}"] = {
-            "last_quarter_ratio": ratio, "hovers": ratio is not None and abs(ratio - 1.0) <= tolerance,
-            "steps_to_reach": r.get("steps_to_reach"), "plateaued": r.get("plateaued")}
+            "last_quarter_ratio": ratio, "near_threshold": near, "plateau_verdict": r.get("plateau_verdict"),
+            "plateau_change": r.get("plateau_change"), "steps_to_reach": r.get("steps_to_reach"),
+            "hovers": bool(near and r.get("plateaued"))}
     return out
 
 

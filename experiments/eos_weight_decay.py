@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxlab import cli
+from jaxlab import cli, optim
 from jaxlab import data as data_lib
 from jaxlab.bench import timed
 from jaxlab.eos import _r, eos_plots, eos_summary, format_table, sharpness_key
@@ -59,7 +59,9 @@ def write_eos_outputs(results, config, workdir: str, print_table: bool = True, t
     if claim is not None:
         eos["claim"] = claim(eos["eos"])
     cost = curvature_cost(config) if config.curvature.every else {}
-    what = "preconditioned sharpness vs (2+2β1)/((1−β1)η)" if config.optim.name == "adam" else "sharpness vs 2/η"
+    what = {"preconditioned": "preconditioned sharpness vs its threshold",
+            "zo_mean_square": "ZO effective sharpness vs 2/η"}.get(optim.declaration(config.optim).operator,
+                                                                   "sharpness vs its threshold")
     eos_plots(results, config, workdir, title=title or f"{config.model.name}: {what} per weight decay")
     summary = write_grid_outputs(results, workdir, extra_summary={**eos, **cost},
                                  keys=("train_loss", sharpness_key(config), "test_accuracy"))

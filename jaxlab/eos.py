@@ -55,7 +55,7 @@ def record_key(records: Sequence[dict], operator: str | None = None) -> str:
     return "sharpness"
 
 
-def plateau(steps, values, frac: float = 0.5, tolerance: float = 0.05) -> dict:
+def plateau(steps, values, frac: float = 0.5, tolerance: float = 0.1) -> dict:
     """The plateau test (jaxlab.plateau.plateau_test: equivalence test with power) as summary fields:
     plateaued, plateau_verdict (plateaued | drifting | undecided), plateau_change (relative change over the last
     ``frac`` of the run) with its 90% band plateau_change_ci, plateau_slope_per_1k, plateau_points."""

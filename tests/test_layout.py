@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INGREDIENTS = ("jaxlab.data", "jaxlab.models", "jaxlab.losses", "jaxlab.optim", "jaxlab.curvature",
                "jaxlab.checkpoint", "jaxlab.kernels", "kernels", "jaxlab.config", "jaxlab.tree", "jaxlab.io",
                "jaxlab.plots", "jaxlab.stats", "jaxlab.eos", "jaxlab.grid", "jaxlab.mesh",
-               "jaxlab.distributed")
+               "jaxlab.distributed", "jaxlab.plateau")
 DRIVERS = ("jaxlab.train", "jaxlab.sweep", "experiments")
 
 

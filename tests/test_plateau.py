@@ -163,3 +163,20 @@ def test_verdict_fields_trends_and_missing_values():
     assert plateau_test([], [])["verdict"] == "undecided"
     with pytest.raises(ValueError):
         plateau_test(steps, vals, tolerance=0.0)
+
+
+def test_power_at_the_eos_summary_setting():
+    """jaxlab.eos judges "settles at" on the last half with tolerance 0.1 (eos.plateau). With 80 measurements over
+    the run (iid noise sd 0.04 on a ratio of ~1): flat → plateaued in ≥ 95% of 200 seeds (measured 0.995), a ratio
+    rising 0.8 → 1.0 → not plateaued in ≥ 95% (measured 0.985). The old slope-t-test with 4 points in its window
+    called such a rising curve flat in 180 of 200 seeds: here 4 points are "undecided", never "plateaued"."""
+    from jaxlab.eos import plateau
+    n = 80
+    steps = np.linspace(0, 2500, n)
+    rng = [np.random.default_rng(s) for s in range(200)]
+    noise = [0.04 * r.normal(size=n) for r in rng]
+    flat = np.mean([plateau(steps, 1.0 + e)["plateaued"] for e in noise])
+    rising = np.mean([plateau(steps, np.linspace(0.8, 1.0, n) + e)["plateaued"] for e in noise])
+    assert flat >= 0.95 and rising <= 0.05, (flat, rising)
+    few = plateau(steps[::20], np.linspace(0.8, 1.0, n)[::20])
+    assert few["plateau_verdict"] == "undecided" and not few["plateaued"]

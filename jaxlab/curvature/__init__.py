@@ -18,7 +18,7 @@ from jaxlab.curvature.alignment import alignment, layer_shares, sharpness_gradie
 from jaxlab.curvature.hvp import hvp, make_hvp  # noqa: F401
 from jaxlab.curvature.lanczos import (  # noqa: F401
     eig_gap, eigvec, lanczos, lanczos_tridiag, lobpcg_top_k, power_iteration, tridiag_eigh)
-from jaxlab.curvature.ntk import ggn_matvec, ntk_matvec, ntk_top_eigenvalues  # noqa: F401
+from jaxlab.curvature.ntk import ggn_matvec, mse_row_weights, ntk_matvec, ntk_top_eigenvalues  # noqa: F401
 from jaxlab.curvature.preconditioned import preconditioned_matvec, preconditioned_sharpness  # noqa: F401
 from jaxlab.curvature.step_map import (  # noqa: F401
     dense_step_jacobian, flip_multiplier, linearize_step, real_step, step_singular_values)

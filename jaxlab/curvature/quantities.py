@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlab.curvature.alignment import alignment, layer_shares
 from jaxlab.curvature.lanczos import lanczos
-from jaxlab.curvature.ntk import ntk_top_eigenvalues
+from jaxlab.curvature.ntk import mse_row_weights, ntk_top_eigenvalues
 from jaxlab.curvature.preconditioned import preconditioned_matvec
 
 
@@ -131,11 +131,9 @@ def _ntk(ctx: Context) -> dict:
     x, y = ctx.batch
     out = jax.eval_shape(lambda p: t.apply_fn(p, x), ctx.params)
     # The loss averages ½‖f − onehot‖² over the valid rows (labels ≥ 0): GGN = Jᵀ W J / n_valid, W the row mask.
-    rows = jnp.broadcast_to(y >= 0, out.shape[:-1]) if jnp.issubdtype(y.dtype, jnp.integer) else \
-        jnp.ones(out.shape[:-1], bool)
-    w = rows.astype(out.dtype)
+    w, scale = mse_row_weights(out.shape, y, out.dtype)
     ev, _ = ntk_top_eigenvalues(t.apply_fn, ctx.params, x, jax.random.fold_in(ctx.key, 2), t.num_iters, k=1,
-                                scale=1.0 / jnp.maximum(jnp.sum(w), 1.0), row_weights=w)
+                                scale=scale, row_weights=w)
     return {"ntk_max": ev[0]}
 
 

@@ -2,6 +2,7 @@
 
     tr, se = hutchinson_trace(matvec, params, key, num_samples=32)     # tr(H) ± one standard error
     grid, density = slq_density(matvec, params, key, num_iters=64, num_probes=8)   # [G], [G]; ∫ density ≈ 1
+    trp, se = positive_trace(matvec, params, key, num_iters=64, num_probes=32)   # Σ max(λ, 0) ± one std error
 
 Both loop with ``lax.map`` over probes, so memory is that of one probe (one Lanczos basis for SLQ).
 """
@@ -51,6 +52,23 @@ def slq_nodes(matvec: Callable, params, key: jax.Array, num_iters: int, num_prob
         return theta, s[0] ** 2
 
     return jax.lax.map(one, jax.random.split(key, num_probes))
+
+
+def positive_trace(matvec: Callable, params, key: jax.Array, num_iters: int, num_probes: int):
+    """tr(H₊) = Σ_i max(λ_i, 0) by stochastic Lanczos quadrature (Ubaru, Chen & Saad, 2017) on ``slq_nodes``.
+
+    Each probe gives d·Σ_j w_j max(θ_j, 0) (d = number of parameters), whose mean over normalised Gaussian probes is
+    tr(H₊) up to the quadrature error of the kink at 0 (none when num_iters ≥ d: the nodes are then H's
+    eigenvalues). The positive part is what the ZO stability bounds need (jaxlab.curvature.zo_stability); the
+    Hutchinson trace counts negative curvature with a minus sign. Returns (mean [], standard error [] =
+    std(ddof=1)/√num_probes); num_probes ≥ 2.
+    """
+    if num_probes < 2:
+        raise ValueError(f"positive_trace: num_probes={num_probes}: need >= 2 for a standard error")
+    nodes, weights = slq_nodes(matvec, params, key, num_iters, num_probes)
+    d = sum(x.size for x in jax.tree.leaves(params))
+    samples = d * jnp.sum(weights * jnp.maximum(nodes, 0.0), axis=1)
+    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(num_probes)
 
 
 def slq_density(matvec: Callable, params, key: jax.Array, num_iters: int, num_probes: int,

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxlab.config import require, require_choice
+from jaxlab.config import ConfigError, require, require_choice
 from jaxlab.curvature import step_quantities, zo_quantities  # noqa: F401  (register their quantities)
 from jaxlab.curvature.hvp import make_hvp
 from jaxlab.curvature.lanczos import lanczos
@@ -180,6 +180,10 @@ def make_tracker(config, loss_fn: Callable, *, declared: Declared | None = None,
         names = names + ("preconditioned",)  # the declared threshold applies to the preconditioned sharpness
     if "ntk" in names and apply_fn is None:
         raise ValueError("curvature quantity 'ntk' needs the model's apply_fn: make_tracker(..., apply_fn=...)")
+    problem = inapplicable(names, declared)
+    if problem:
+        raise ConfigError(f"config.curvature.quantities={cfg.quantities!r}: {problem} (optim.name="
+                          f"{config.optim.name!r})")
     return Tracker(loss_fn=loss_fn, quantities=names, declared=declared, num_iters=cfg.num_iters,
                    k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
                    trace_samples=cfg.trace_samples, step_iters=cfg.step_iters, dim_samples=cfg.dim_samples,
@@ -187,6 +191,15 @@ def make_tracker(config, loss_fn: Callable, *, declared: Declared | None = None,
                    zo_directions=int(config.optim.zo_directions), batch_size=int(config.train.batch_size),
                    decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind,
                    data_shards=data_shards)
+
+
+def inapplicable(names, declared: Declared) -> str:
+    """Why a quantity in ``names`` cannot be measured for an optimiser declaring ``declared`` ("" if all can)."""
+    if "preconditioned" in names and declared.preconditioner is None:
+        return "'preconditioned' needs an optimiser that declares a preconditioner"
+    if ("zo_stability" in names or "zo_dense" in names) and declared.mode_map is None:
+        return "'zo_stability'/'zo_dense' need a zeroth-order optimiser's mode map"
+    return ""
 
 
 def check(config, declared: Declared | None = None):
@@ -217,12 +230,8 @@ def check(config, declared: Declared | None = None):
     require(c.chunk_size >= 0, "curvature.chunk_size", c.chunk_size, "must be >= 0 (0 = the whole set at once)")
     if any(QUANTITIES[n].needs_trace for n in names) or "zo_stability" in names:
         require(c.trace_samples > 1, "curvature.trace_samples", c.trace_samples, "must be >= 2")
-    if "preconditioned" in names:
-        require(declared.preconditioner is not None, "curvature.quantities", c.quantities,
-                f"'preconditioned' needs an optimiser that declares a preconditioner ({config.optim.name!r} does not)")
-    if "zo_stability" in names or "zo_dense" in names:
-        require(declared.mode_map is not None, "curvature.quantities", c.quantities,
-                f"'zo_stability'/'zo_dense' need a zeroth-order optimiser's mode map ({config.optim.name!r} has none)")
+    problem = inapplicable(names, declared)
+    require(not problem, "curvature.quantities", c.quantities, f"{problem} (optim.name={config.optim.name!r})")
     if "ntk" in names:
         require(config.loss.name == "mse", "curvature.quantities", c.quantities,
                 f"'ntk' is the Gauss–Newton λ1 of an MSE loss only (loss.name={config.loss.name!r})")

@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlab.schema import base_config
+
 SIZES = (5, 8, 6, 3)
 
 
@@ -35,3 +37,20 @@ def mse(out, y):
 def loss_fn(params, batch):
     x, y = batch
     return mse(apply_mlp(params, x), y)
+
+
+def small_config():
+    """Tanh MLP 40-6-10 (316 parameters) on 64 MNIST-1D examples, full-batch GD, MSE."""
+    c = base_config()
+    c.data.num_train, c.data.num_test = 64, 32
+    c.model.widths = (6,)
+    c.model.activation = "tanh"
+    c.loss.name = "mse"
+    c.optim.lr = 0.05
+    c.train.steps, c.train.log_every = 20, 10
+    c.train.progress = False
+    c.curvature.every = 10
+    c.curvature.num_iters = 80
+    c.curvature.k = 3
+    c.curvature.quantities = ("sharpness", "eig_gap")
+    return c

@@ -1,4 +1,5 @@
-"""Preconditioned sharpness (real optax / jaxlab Adam states) and the sharpness gradient, against dense float64."""
+"""Preconditioned sharpness with Adam's declared preconditioner (real optax / jaxlab Adam states) and the sharpness
+gradient, against dense float64."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,9 +8,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from jaxlab.schema import base_config
-from jaxlab.curvature import (adam_preconditioner, adam_threshold, alignment, find_adam_state, layer_shares, make_hvp,
-                              preconditioned_sharpness, sharpness_gradient)
+from jaxlab.curvature import alignment, layer_shares, make_hvp, preconditioned_sharpness, sharpness_gradient
+from jaxlab.optim.bases import adam_threshold
 from jaxlab.optim.factory import make_optimizer
+from jaxlab.optim.preconditioners import adam_preconditioner, find_adam_state
 
 
 def _adam_steps(problem, tx, steps=5):
@@ -28,14 +30,16 @@ def _adam_steps(problem, tx, steps=5):
 
 
 def test_preconditioned_sharpness_matches_dense(problem):
-    b2, eps, steps = 0.99, 1e-8, 5
-    params, state, grads = _adam_steps(problem, optax.adam(1e-2, b2=b2, eps=eps), steps)
-    # Independent reference: v̂ from the gradient history, P = √v̂ + ε, dense D H D with D = P^{-1/2}.
+    """P of the next step (t = 6): (1 − β1⁶)(√v̂₆ + ε), v̂₆ from the whole gradient history including the gradient
+    at the current parameters, which the next update folds into ν before dividing."""
+    b1, b2, eps, steps = 0.9, 0.99, 1e-8, 5
+    params, state, grads = _adam_steps(problem, optax.adam(1e-2, b1=b1, b2=b2, eps=eps), steps)
+    g_now = jax.grad(problem.loss)(params)
     nu = np.zeros_like(np.asarray(grads[0]))
-    for g in grads:
+    for g in grads + [ravel_pytree(g_now)[0]]:
         nu = b2 * nu + (1 - b2) * np.asarray(g) ** 2
-    P_ref = np.sqrt(nu / (1 - b2 ** steps)) + eps
-    P = adam_preconditioner(state, b2=b2, eps=eps)
+    P_ref = (1 - b1 ** (steps + 1)) * (np.sqrt(nu / (1 - b2 ** (steps + 1))) + eps)
+    P = adam_preconditioner(state, g_now, b1, b2, eps)
     np.testing.assert_allclose(np.asarray(ravel_pytree(P)[0]), P_ref, rtol=1e-12)
 
     flat, unravel = ravel_pytree(params)
@@ -45,7 +49,7 @@ def test_preconditioned_sharpness_matches_dense(problem):
     vals, _ = jax.jit(lambda p, P, key: preconditioned_sharpness(make_hvp(problem.loss, p), p, P, key, 60, k=2))(
         params, P, jax.random.PRNGKey(0))
     np.testing.assert_allclose(np.asarray(vals), want, rtol=1e-6)
-    np.testing.assert_allclose(adam_threshold(0.01, 0.9), 38 / 0.01, rtol=1e-12)
+    np.testing.assert_allclose(adam_threshold({"lr": 0.01, "b1": 0.9}), 38 / 0.01, rtol=1e-12)
 
 
 @pytest.mark.parametrize("wd_variant,ema", [("decoupled", 0.0), ("l2", 0.9)])
@@ -56,14 +60,14 @@ def test_finds_adam_state_in_jaxlab_optimisers(problem, wd_variant, ema):
     _, state, grads = _adam_steps(problem, tx, steps=3)
     adam = find_adam_state(state)
     assert int(adam.count) == 3
-    P = adam_preconditioner(state, b2=cfg.b2, eps=cfg.eps)
+    P = adam_preconditioner(state, jax.grad(problem.loss)(problem.params), cfg.b1, cfg.b2, cfg.eps)
     assert jax.tree.structure(P) == jax.tree.structure(problem.params)
     assert all(bool(jnp.all(x > 0)) for x in jax.tree.leaves(P))
 
 
 def test_no_adam_state_is_an_error(problem):
     with pytest.raises(ValueError, match="ScaleByAdamState"):
-        adam_preconditioner(optax.sgd(0.1).init(problem.params))
+        adam_preconditioner(optax.sgd(0.1).init(problem.params), problem.params, 0.9, 0.999, 1e-8)
 
 
 def test_sharpness_gradient_matches_finite_difference(problem):

@@ -19,22 +19,7 @@ from jaxlab.experiment import run_grid
 from jaxlab.schema import base_config, validate
 from jaxlab.train import default_hp, make_train
 
-
-def small_config():
-    """Tanh MLP 40-6-10 (316 parameters) on 64 MNIST-1D examples, full-batch GD, MSE."""
-    c = base_config()
-    c.data.num_train, c.data.num_test = 64, 32
-    c.model.widths = (6,)
-    c.model.activation = "tanh"
-    c.loss.name = "mse"
-    c.optim.lr = 0.05
-    c.train.steps, c.train.log_every = 20, 10
-    c.train.progress = False
-    c.curvature.every = 10
-    c.curvature.num_iters = 80
-    c.curvature.k = 3
-    c.curvature.quantities = ("sharpness", "eig_gap")
-    return c
+from curvature_testing import small_config
 
 
 def numbers(config, lr):
@@ -85,7 +70,7 @@ def test_threshold_per_optimiser(name, momentum, nesterov, want):
     config.curvature.quantities, config.curvature.num_iters = ("sharpness",), 5
     # a quadratic loss ½ θᵀAθ: λ1 = 3 exactly
     A = jnp.diag(jnp.array([3.0, 1.0, 0.5]))
-    measure = make_tracker(config, lambda p, batch: 0.5 * p["w"] @ A @ p["w"])
+    measure = make_tracker(config, lambda p, batch: 0.5 * p["w"] @ A @ p["w"], declared=optim.declaration(config.optim))
     rec, _ = jax.jit(measure)({"w": jnp.ones(3)}, None, numbers(config, jnp.float32(0.1)),
                               (jnp.zeros((4, 1)), jnp.zeros((4, 1))))
     np.testing.assert_allclose(float(rec["sharpness"]), 3.0, rtol=1e-5)
@@ -101,11 +86,15 @@ def test_threshold_per_optimiser(name, momentum, nesterov, want):
     ("chunk_size", -5, "config.curvature.chunk_size=-5"),
     ("quantities", ("sharpnes",), "did you mean 'sharpness'"),
     ("quantities", (), "config.curvature.quantities=()"),
-    ("quantities", ("preconditioned",), "needs optim.name='adam'"),
+    ("quantities", ("preconditioned",), "needs an optimiser that declares a preconditioner"),
+    ("quantities", ("zo_dense",), "need a zeroth-order optimiser's mode map"),
+    ("quantities", ("sharpness_dim",), "config.curvature.k=1: must be >= 2 for sharpness_dim"),
 ])
 def test_config_errors_name_the_key(key, value, message):
     config = small_config()
     config.curvature[key] = value
+    if value == ("sharpness_dim",):
+        config.curvature.k = 1
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate(config)
 
@@ -164,15 +153,17 @@ def test_tiny_eos_run_writes_sharpness_and_threshold(tmp_path):
 
 
 def test_every_quantity_with_adam(x64):
-    """All registered quantities in one jitted measure after 3 Adam steps: the threshold is Adam's 38/η on the
-    preconditioned sharpness (dense P^-1/2 H P^-1/2), layer shares sum to 1, the trace is within 4 standard errors
-    of the dense trace, and ntk_max is the dense GGN's top eigenvalue (= (1/N) J Jᵀ for MSE)."""
-    from jaxlab.curvature.preconditioned import adam_preconditioner
+    """Every quantity that applies to Adam (all but the ZO ones) in one jitted measure after 3 Adam steps: the
+    threshold is Adam's 38/η on the preconditioned sharpness (dense P^-1/2 H P^-1/2, P the next step's
+    (1 − β1⁴)(√v̂₄ + ε) from the raw state and the gradient), layer shares sum to 1, the trace is within 4
+    standard errors of the dense trace, ntk_max is the dense GGN's top eigenvalue (= (1/N) J Jᵀ for MSE), and the
+    step map's flip multiplier is that of the dense step Jacobian."""
     from jaxlab.curvature.tracker import QUANTITIES
 
     config = small_config()
     config.optim.name, config.optim.lr = "adam", 0.01
-    config.curvature.quantities = tuple(QUANTITIES)
+    config.curvature.quantities = tuple(q for q in QUANTITIES if not q.startswith("zo_"))
+    config.curvature.step_iters = 120
     config.curvature.trace_samples = 200
     validate(config)
     ds = data_lib.get_dataset(config.data)
@@ -188,7 +179,10 @@ def test_every_quantity_with_adam(x64):
     batch = (data["x_curv"], data["y_curv"])
     flat, unravel = ravel_pytree(state.params)
     H = np.asarray(jax.hessian(lambda f: trainer.loss_fn(unravel(f), batch))(flat))
-    p = np.asarray(ravel_pytree(adam_preconditioner(state.opt_state, b2=0.999, eps=1e-8))[0])
+    adam = state.opt_state[0]
+    nu, g = ravel_pytree(adam.nu)[0], ravel_pytree(jax.grad(trainer.loss_fn)(state.params, batch))[0]
+    assert int(adam.count) == 3
+    p = np.asarray((1 - 0.9 ** 4) * (np.sqrt((0.999 * nu + 0.001 * g ** 2) / (1 - 0.999 ** 4)) + 1e-8))
     pre = np.linalg.eigvalsh(H / np.sqrt(np.outer(p, p)))[-1]
     np.testing.assert_allclose(float(rec["sharpness"]), np.linalg.eigvalsh(H)[-1], rtol=1e-6)
     np.testing.assert_allclose(float(rec["preconditioned_sharpness"]), pre, rtol=1e-6)
@@ -200,6 +194,7 @@ def test_every_quantity_with_adam(x64):
     J = jax.jacobian(lambda f: trainer.apply(unravel(f), batch[0]).reshape(-1))(flat)
     np.testing.assert_allclose(float(rec["ntk_max"]), np.linalg.eigvalsh(np.asarray(J @ J.T))[-1] / 64, rtol=1e-6)
     assert all(np.isfinite(float(v)) for k, v in rec.items() if k.startswith("align_"))
+    np.testing.assert_allclose(float(rec["step_flip"]), float(rec["step_flip_dense"]), rtol=1e-6)
 
 
 def test_warm_start_carries_eigenvectors_and_beats_a_cold_start(x64):
