@@ -75,8 +75,9 @@ def claims(rows) -> dict:
     gd = {r["lr"]: r for r in rows if r["optimizer"] == "sgd" and not r["diverged"]}
     ratios = {f"lr={r['lr']:g}": r["zo_ratio"] for r in zo}
     top = zo[-1] if zo else {}
-    traces = [r["trace"] for r in zo]
-    below = {f"lr={r['lr']:g}": (r["trace"], gd[r["lr"]]["trace"]) for r in zo if r["lr"] in gd}
+    traces = [r["trace"] for r in zo if r["trace"] is not None]        # None: the trace was not tracked
+    below = {f"lr={r['lr']:g}": (r["trace"], gd[r["lr"]]["trace"]) for r in zo
+             if r["lr"] in gd and r["trace"] is not None and gd[r["lr"]]["trace"] is not None}
     near = top.get("zo_ratio") is not None and abs(top["zo_ratio"] - 1) <= 0.15
     return {"zo_settles_at_boundary_at_largest_lr": {
                 "ratio_eta_over_eta_star": ratios, "plateau_verdict": top.get("zo_plateau_verdict"),

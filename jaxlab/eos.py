@@ -76,7 +76,8 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9, operator: str |
       initial_sharpness, final_sharpness, final_ratio            ratio = sharpness/threshold
       last_quarter_sharpness, last_quarter_ratio                 means over records with step ≥ 3/4 of the last
       max_ratio                 the largest ratio seen
-      steps_to_reach            first step with ratio ≥ reach (0.9), None if never: the time progressive sharpening
+      steps_to_reach            first step with ratio ≥ reach (0.9) after the ratio's lowest point in the first half,
+                                None if never: the time progressive sharpening
                                 takes to bring λ1 to the threshold
       sharpening_rate           (ratio at steps_to_reach, or at the end) − (smallest ratio before it), per 1000
                                 steps between the two: how fast the top eigenvalue climbs towards the threshold
@@ -103,11 +104,14 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9, operator: str |
     out.update(threshold=_r(thr), initial_sharpness=_r(lam[0]), final_sharpness=_r(lam[-1]), final_ratio=_r(ratio[-1]),
                last_quarter_sharpness=_r(lam[q4].mean()), last_quarter_ratio=_r(ratio[q4].mean()),
                max_ratio=_r(np.nanmax(ratio)) if np.isfinite(ratio).any() else None)
-    hit = np.nonzero(ratio >= reach)[0]
+    # Sharpening is timed from the ratio's lowest point in the first half: Adam's first step starts far past its
+    # threshold (P of the first step is (1 − β1)(|g| + ε)), then the ratio falls and sharpens back.
+    first_half = np.flatnonzero(steps <= 0.5 * last)
+    low = int(first_half[np.nanargmin(ratio[first_half])]) if np.isfinite(ratio[first_half]).any() else 0
+    hit = low + np.nonzero(ratio[low:] >= reach)[0]
     end = int(hit[0]) if hit.size else len(ratio) - 1
     out["steps_to_reach"] = int(steps[end]) if hit.size else None
-    head = ratio[: end + 1]  # Adam's ratio is NaN before its first update
-    start = int(np.nanargmin(head)) if np.isfinite(head).any() else 0
+    start = low
     dt = steps[end] - steps[start]
     out["sharpening_rate"] = _r(1000.0 * (ratio[end] - ratio[start]) / dt) if dt > 0 else None
     out["ratio_std_last_half"] = _r(ratio[h2].std())

@@ -16,7 +16,7 @@ def get_config():
     c.optim.b1, c.optim.b2, c.optim.eps = 0.9, 0.999, 1e-7
     c.optim.weight_decay = 0.0
     c.train.steps = 1000                       # at these steps the ratio reaches 0.9 within 200 steps
-    c.curvature.every = 50
+    c.curvature.every = 20                     # 51 measurements: enough for the plateau test over the last half
     c.curvature.num_iters = 20                 # the preconditioned Lanczos starts cold at every measurement
     c.curvature.quantities = ("sharpness",)    # + preconditioned (added for adam)
     c.sweep.axes = "optim.lr=5e-4,1e-3,2e-3"

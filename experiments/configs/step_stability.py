@@ -33,6 +33,6 @@ def get_config():
         adamw_weight_decay=0.1,                       # AdamW's decoupled λ (every parameter: optim.wd_mask)
         arnoldi_iters=80,                             # Arnoldi steps per flip multiplier in the bisection
         bisect_iters=24,                              # bisection steps on log η (bracket widened until found)
-        tolerance=0.05,                               # "hovers at −1": last-half mean within this, and plateaued
+        tolerance=0.1,                                # "hovers at −1": last-half mean within this, and plateaued
     ))
     return c

@@ -4,7 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlab.schema import base_config
+from jaxlab import data as data_lib
+from jaxlab.schema import base_config, validate
+from jaxlab.train import default_hp, make_train
 
 SIZES = (5, 8, 6, 3)
 
@@ -54,3 +56,29 @@ def small_config():
     c.curvature.k = 3
     c.curvature.quantities = ("sharpness", "eig_gap")
     return c
+
+
+def trained_f64(config, steps: int):
+    """(trainer, hp, data, state) of ``config`` in float64 after ``steps`` optimiser steps (config validated)."""
+    validate(config)
+    ds = data_lib.get_dataset(config.data)
+    trainer = make_train(config, ds)
+    hp = {k: jnp.float64(v) for k, v in default_hp(config).items()}
+    f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
+    data = f64(trainer.device_data(ds))
+    state = trainer.init(jax.random.PRNGKey(0), hp)
+    state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
+    for _ in range(steps):
+        state, _ = trainer.step(state, hp, data)
+    return trainer, hp, data, state
+
+
+def reference_dimension(ell):
+    """Kaplan–Yorke by a plain loop over the exponents sorted descending: the last j with Σ_{i≤j} ℓ_i ≥ 0."""
+    ell = sorted(ell, reverse=True)
+    total, k = 0.0, 0
+    for j, e in enumerate(ell):
+        if total + e < 0:
+            return k + total / abs(e)
+        total, k = total + e, j + 1
+    return float(k)

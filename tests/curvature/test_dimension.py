@@ -4,18 +4,9 @@ import jax
 import numpy as np
 import pytest
 
+from curvature_testing import reference_dimension
+
 from jaxlab.curvature.dimension import gd_exponents, kaplan_yorke_dimension
-
-
-def reference_dimension(exponents):
-    """Kaplan–Yorke by a plain loop over the exponents sorted descending: the last j with Σ_{i≤j} ℓ_i ≥ 0."""
-    ell = sorted(exponents, reverse=True)
-    total, k = 0.0, 0
-    for j, e in enumerate(ell):
-        if total + e < 0:
-            return k + total / abs(e)
-        total, k = total + e, j + 1
-    return float(k)
 
 
 def _log_abs(x):

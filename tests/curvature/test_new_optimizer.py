@@ -7,17 +7,13 @@ in float64 on a trained state of the 40-6-10 MNIST-1D MLP: the tracker records t
 learning rate at which the step map's flip multiplier reaches −1 equals (2 + 2β)/((1 − β)λ1) to 1e-6.
 """
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from jaxlab import data as data_lib
 from jaxlab import optim
 from jaxlab.curvature.step_map import flip_multiplier, linearize_step, real_step
-from jaxlab.schema import validate
-from jaxlab.train import default_hp, make_train
-from curvature_testing import small_config
+from curvature_testing import small_config, trained_f64
 
 NAME = "test_ema_momentum"
 
@@ -37,16 +33,7 @@ def test_a_new_optimizer_is_tracked_from_its_own_declaration(x64, registered):
     config.optim.name, config.optim.momentum, config.optim.lr = NAME, 0.5, 0.05
     config.curvature.quantities = ("sharpness", "step_flip")
     config.curvature.step_iters = 80
-    validate(config)
-    ds = data_lib.get_dataset(config.data)
-    trainer = make_train(config, ds)
-    hp = {k: jnp.float64(v) for k, v in default_hp(config).items()}
-    f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
-    data = f64(trainer.device_data(ds))
-    state = trainer.init(jax.random.PRNGKey(0), hp)
-    state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
-    for _ in range(5):
-        state, _ = trainer.step(state, hp, data)
+    trainer, hp, data, state = trained_f64(config, 5)
     rec, _ = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False,
                                                                              curvature=True)
     lam = float(rec["sharpness"])

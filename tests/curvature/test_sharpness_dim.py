@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from curvature_testing import reference_dimension
+
 from jaxlab import optim
 from jaxlab.curvature.tracker import make_tracker
 from jaxlab.schema import base_config
@@ -21,16 +23,6 @@ from jaxlab.schema import base_config
 D, BETA, N_DIR = 8, 0.7, 2
 LRS = {"sgd": 0.25, "momentum": 0.25, "zo_sgd": 0.1}      # ZO-GD at 0.25 expands volume: D = d, trivially
 LAM = np.array([9.0, 5.0, 3.0, 1.5, 0.8, 0.3, 0.05, -0.6])      # ηλ1 = 2.25: one expanding direction
-
-
-def reference_dimension(ell):
-    ell = sorted(ell, reverse=True)
-    total, k = 0.0, 0
-    for j, e in enumerate(ell):
-        if total + e < 0:
-            return k + total / abs(e)
-        total, k = total + e, j + 1
-    return float(k)
 
 
 def _setup(name, k, dim_samples=3):

@@ -16,10 +16,10 @@ from jaxlab.config import ConfigError
 from jaxlab.curvature.tracker import make_tracker
 from jaxlab.eos import eos_run_summary
 from jaxlab.experiment import run_grid
-from jaxlab.schema import base_config, validate
+from jaxlab.schema import validate
 from jaxlab.train import default_hp, make_train
 
-from curvature_testing import small_config
+from curvature_testing import small_config, trained_f64
 
 
 def numbers(config, lr):
@@ -165,16 +165,7 @@ def test_every_quantity_with_adam(x64):
     config.curvature.quantities = tuple(q for q in QUANTITIES if not q.startswith("zo_"))
     config.curvature.step_iters = 120
     config.curvature.trace_samples = 200
-    validate(config)
-    ds = data_lib.get_dataset(config.data)
-    trainer = make_train(config, ds)
-    hp = {k: jnp.float64(v) for k, v in default_hp(config).items()}
-    f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
-    data = f64(trainer.device_data(ds))
-    state = trainer.init(jax.random.PRNGKey(0), hp)
-    state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
-    for _ in range(3):
-        state, _ = trainer.step(state, hp, data)
+    trainer, hp, data, state = trained_f64(config, 3)
     rec, _ = jax.jit(trainer.measure, static_argnames=("test", "curvature"))(state, hp, data, test=False, curvature=True)
     batch = (data["x_curv"], data["y_curv"])
     flat, unravel = ravel_pytree(state.params)

@@ -9,7 +9,6 @@
 - a fresh key per measurement: the same step gives the same Hutchinson trace, another step other probes.
 """
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
