@@ -152,7 +152,10 @@ def hover(records, key: str, tolerance: float) -> dict:
     half = steps >= 0.5 * steps[-1]
     mean = float(vals[half].mean())
     p = plateau_test(steps, vals, frac=0.5, tolerance=tolerance)
-    reach = np.nonzero(vals <= -0.9)[0]
+    # timed from the flip's highest point in the first half: Adam's first step is far past its edge
+    first = np.flatnonzero(steps <= 0.5 * steps[-1])
+    top = int(first[np.argmax(vals[first])])
+    reach = top + np.nonzero(vals[top:] <= -0.9)[0]
     return {"last_half_mean": mean, "last_half_std": float(vals[half].std()), "plateau_verdict": p["verdict"],
             "plateau_change": p.get("change"), "steps_to_reach_-0.9": int(steps[reach[0]]) if reach.size else None,
             "hovers": bool(abs(mean + 1.0) <= tolerance and p["plateaued"])}
