@@ -3,8 +3,8 @@
     python -m experiments.eos_weight_decay --config=experiments/configs/eos_weight_decay_long.py --workdir runs/eos_long
 
 The default experiment stops at 2,500 steps, where λ1 at η = 0.1, λ = 0.01 sits at ~0.28·2/η. This config runs
-that point (and λ = 0 beside it) for 10,000 steps; summary.json's "eos" rows report plateau_slope_per_1k (the
-ratio λ1/(2/η)'s least-squares slope over the last third) with its 95% band and "plateaued".
+that point (and λ = 0 beside it) for 10,000 steps; summary.json's "eos" rows report the plateau test of the ratio
+λ1/(2/η) over the last half (jaxlab.plateau): plateau_verdict, plateau_change with its 90% band, plateaued.
 """
 from experiments.configs.eos_weight_decay import get_config as base
 
