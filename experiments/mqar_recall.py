@@ -3,37 +3,45 @@
     python -m experiments.mqar_recall --workdir runs/mqar
     python -m experiments.mqar_recall --config=experiments/configs/mqar_recall_paper.py --workdir runs/mqar_paper
 
-Trains the Transformer LM on MQAR over attention kind × d_model × num_kv_pairs (seeds vmapped in each group) and
-reports recall: accuracy at the query positions only (the labels are -1 elsewhere), on the held-out sequences.
-State size per layer: d_k·d_v per head × heads = d_model²/heads for the linear kinds (linear | retention | gla);
-softmax attention keeps every key and value, so its "state" is the KV cache 2·T·d_model, drawn apart.
+Trains the Transformer LM on MQAR over attention kind × width/heads × num_kv_pairs × lr (seeds and lr vmapped in
+each group) and reports recall: accuracy at the query positions only (the labels are -1 elsewhere), on held-out
+sequences, at each point's best lr (Zoology's choice). The linear kinds (linear | retention | gla) are the sweep's
+grid (config.sweep.axes); softmax has its own (config.recall.softmax_axes), since its state does not depend on
+heads. State size per layer: d_k·d_v per head × heads = d_model²/heads for the linear kinds, which run through
+kernels.linear_attention (impl "auto": XLA on CPU, Pallas on GPU/TPU; the run prints and records which);
+softmax keeps every key and value, so its "state" is the KV cache 2·T·d_model, drawn apart.
 
-Writes config.json, metrics.jsonl, summary.json ("recall": a row per kind × d_model × num_kv_pairs, mean/std over
-seeds), recall.png (recall vs state size, a line per kind, a panel per num_kv_pairs), loss_curves.png,
-loss_bands.png, and prints the table.
-
-The CPU default does not reproduce the paper (docs/lm.md): in its 600 steps no kind learns the key-value binding,
-and recall stays at the plateau of picking any value of the context, for softmax as for the linear kinds.
-
-CPU time: ~5 min on 2 shared cores (3.9 min CPU; 16 groups of 2 seeds)
+Writes config.json, metrics.jsonl, summary.json ("recall": a row per kind × d_model × heads × num_kv_pairs at its
+best lr, mean/std over seeds; "recall_by_lr": every lr; "kernels"; "bag_of_values": the generator's token-id
+baseline), recall.png (recall vs state size, a line per kind, a panel per num_kv_pairs), loss_curves.png,
+loss_bands.png, and prints the table. Measurements: docs/lm.md.
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
+import sys
 import tempfile
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxlab import cli
 from jaxlab.config import ConfigError
+from jaxlab.data import mqar
 from jaxlab.experiment import run_grid, write_grid_outputs
+from jaxlab.grid import parse_axes
+from jaxlab.kernels.linear_attention import IMPLS, KINDS as LINEAR
+from jaxlab.models import TransformerLM
+from jaxlab.sweep.plan import plan
 from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table
 
 KINDS = ("softmax", "linear", "retention", "gla")
-AXES = ("model.attention", "model.d_model", "data.num_kv_pairs")
+GROUP = ("model.attention", "model.d_model", "model.num_heads", "data.num_kv_pairs")  # a recall row
+LR = "optim.lr"
 
 
 def state_size(kind: str, d_model: int, num_heads: int, seq_len: int) -> int:
@@ -52,47 +60,63 @@ def _coord(r, config, path: str):
     return config[section][key]
 
 
-def recall_rows(results, config) -> list[dict]:
-    """One row per (kind, d_model, num_kv_pairs): recall (final test accuracy at query positions) mean/std/min
-    over seeds, the best recall seen during training (mean over seeds), and the state size."""
+def _stats(res) -> dict:
+    final = np.asarray([x.summary.get("final_test_accuracy", np.nan) for x in res], np.float64)
+    best = np.asarray([max((rec["test_accuracy"] for rec in x.records if "test_accuracy" in rec),
+                           default=np.nan) for x in res], np.float64)
+    return {"recall": round(float(final.mean()), 4), "recall_std": round(float(final.std()), 4),
+            "recall_min": round(float(final.min()), 4), "best_recall": round(float(best.mean()), 4),
+            "seeds": len(res), "diverged": sum(bool(x.summary.get("diverged")) for x in res)}
+
+
+def recall_rows(results, config) -> tuple[list[dict], list[dict]]:
+    """-> (rows, by_lr). by_lr: one row per (kind, d_model, heads, num_kv_pairs, lr) with recall = final test
+    accuracy at the query positions, mean/std/min over seeds, and the best seen during training (mean over
+    seeds). rows: per (kind, d_model, heads, num_kv_pairs), the lr of highest mean recall (Zoology's choice)."""
     groups: dict[tuple, list] = {}
     for r in results:
-        key = tuple(_coord(r, config, p) for p in AXES)
+        key = tuple(_coord(r, config, p) for p in GROUP + (LR,))
         groups.setdefault(key, []).append(r.result)
-    rows = []
-    for (kind, d, kv), res in groups.items():
-        final = np.asarray([x.summary.get("final_test_accuracy", np.nan) for x in res], np.float64)
-        best = np.asarray([max((rec["test_accuracy"] for rec in x.records if "test_accuracy" in rec),
-                               default=np.nan) for x in res], np.float64)
-        rows.append({"attention": kind, "d_model": d, "num_kv_pairs": kv,
-                     "state_size": state_size(kind, d, config.model.num_heads, config.data.seq_len),
-                     "state": "KV cache 2·T·d" if kind == "softmax" else "d_k·d_v·heads",
-                     "recall": round(float(final.mean()), 4), "recall_std": round(float(final.std()), 4),
-                     "recall_min": round(float(final.min()), 4), "best_recall": round(float(best.mean()), 4),
-                     "seeds": len(res), "diverged": sum(bool(x.summary.get("diverged")) for x in res)})
+    by_lr = []
+    for (kind, d, heads, kv, lr), res in groups.items():
+        by_lr.append({"attention": kind, "d_model": d, "num_heads": heads, "num_kv_pairs": kv, "lr": lr,
+                      "state_size": state_size(kind, d, heads, config.data.seq_len),
+                      "state": "KV cache 2·T·d" if kind == "softmax" else "d_k·d_v·heads", **_stats(res)})
     order = {k: i for i, k in enumerate(KINDS)}
-    return sorted(rows, key=lambda r: (r["num_kv_pairs"], order.get(r["attention"], 9), r["d_model"]))
+
+    def sort_key(r):
+        return r["num_kv_pairs"], order.get(r["attention"], 9), r["state_size"], r["d_model"], r["lr"]
+    by_lr.sort(key=sort_key)
+    best: dict[tuple, dict] = {}
+    for r in by_lr:
+        k = (r["attention"], r["d_model"], r["num_heads"], r["num_kv_pairs"])
+        if k not in best or r["recall"] > best[k]["recall"]:
+            best[k] = r
+    return sorted(best.values(), key=sort_key), by_lr
 
 
-def plot_recall(rows: list[dict], path: str, title: str = "") -> str:
-    """Recall vs state size (log2): a panel per num_kv_pairs, a line per kind (mean ± std over seeds); softmax
-    dashed at its KV-cache size; dotted: 1/num_kv_pairs, what picking any value of the context scores."""
+def plot_recall(rows: list[dict], path: str, title: str = "", baselines: dict | None = None) -> str:
+    """Recall vs state size (log2): a panel per num_kv_pairs, a line per kind (mean ± std over seeds, each point
+    at its best lr); softmax dashed at its KV-cache size; dotted: 1/num_kv_pairs (a guess among the context's
+    values); dash-dotted: baselines[kv], the token-id "bag of values" of the generator."""
     kvs = sorted({r["num_kv_pairs"] for r in rows})
     fig, axes = plt.subplots(1, len(kvs), figsize=(3.8 * len(kvs), 3.3), squeeze=False, sharey=True)
     kinds = [k for k in KINDS if any(r["attention"] == k for r in rows)]
     for ax, kv in zip(axes[0], kvs):
         for i, kind in enumerate(kinds):
-            pts = sorted((r["state_size"], r["recall"], r["recall_std"], r["d_model"]) for r in rows
-                         if r["num_kv_pairs"] == kv and r["attention"] == kind)
+            pts = sorted((r["state_size"], r["recall"], r["recall_std"], f"d{r['d_model']}h{r['num_heads']}")
+                         for r in rows if r["num_kv_pairs"] == kv and r["attention"] == kind)
             if not pts:
                 continue
-            s, m, sd, d = (np.asarray(v) for v in zip(*pts))
+            s, m, sd, tags = zip(*pts)
             label = "softmax (KV cache 2Td)" if kind == "softmax" else kind
             ax.errorbar(s, m, yerr=sd, color=f"C{i}", marker="o", ms=4, lw=1.3, capsize=2,
                         ls="--" if kind == "softmax" else "-", label=label)
-            for si, mi, di in zip(s, m, d):
-                ax.annotate(f"d={di}", (si, mi), fontsize=6, color=f"C{i}", xytext=(2, 3), textcoords="offset points")
+            for si, mi, tag in zip(s, m, tags):
+                ax.annotate(tag, (si, mi), fontsize=6, color=f"C{i}", xytext=(2, 3), textcoords="offset points")
         ax.axhline(1.0 / kv, color="grey", ls=":", lw=1.0, label="1/pairs: a context value at random")
+        if baselines and kv in baselines:
+            ax.axhline(baselines[kv], color="k", ls="-.", lw=0.8, label="bag of values by token id")
         ax.set_xscale("log", base=2)
         ax.set_ylim(-0.03, 1.03)
         ax.set_title(f"{kv} key-value pairs", fontsize=10)
@@ -105,36 +129,88 @@ def plot_recall(rows: list[dict], path: str, title: str = "") -> str:
 
 def format_table(rows: list[dict]) -> str:
     cols = [("kv pairs", "num_kv_pairs"), ("attention", "attention"), ("d_model", "d_model"),
-            ("state size", "state_size"), ("state", "state"), ("recall", "recall"), ("± std", "recall_std"),
-            ("min", "recall_min"), ("best during training", "best_recall"), ("seeds", "seeds")]
+            ("heads", "num_heads"), ("state size", "state_size"), ("best lr", "lr"), ("recall", "recall"),
+            ("± std", "recall_std"), ("min", "recall_min"), ("best during training", "best_recall"),
+            ("seeds", "seeds")]
     return markdown_table(rows, cols)
+
+
+def attention_impl(config, platform: str | None = None) -> dict:
+    """Which linear_attention implementation the LM's linear kinds run: the named scopes
+    ``linear_attention_<impl>`` found in the LM lowered for ``platform`` (default: this backend), one lowering of
+    a 1-sequence forward pass per kind. -> {"backend": platform, "linear_attention_impl": {kind: [impl]}}."""
+    platform = platform or jax.default_backend()
+    out = {"backend": platform, "linear_attention_impl": {}}
+    tokens = jax.ShapeDtypeStruct((1, config.data.seq_len), jnp.int32)
+    for kind in (k for k in LINEAR if k in _kinds(config)):
+        lm = TransformerLM(vocab_size=config.data.vocab_size, d_model=32, num_layers=1, num_heads=2, mlp_ratio=1,
+                           attention=kind, max_len=config.data.seq_len)
+        params = jax.eval_shape(lm.init, jax.random.PRNGKey(0), tokens)
+        text = jax.jit(lm.apply).trace(params, tokens).lower(lowering_platforms=(platform,)).as_text(debug_info=True)
+        out["linear_attention_impl"][kind] = sorted(i for i in IMPLS if f"linear_attention_{i}/" in text)
+    return out
+
+
+def _kinds(config) -> list[str]:
+    kinds = []
+    for axes in (config.sweep.axes, config.recall.softmax_axes):
+        parsed = parse_axes(axes, config) if axes else {}
+        kinds += list(parsed.get("model.attention", [config.model.attention] if axes else []))
+    return kinds
+
+
+def _softmax_config(config):
+    """The softmax grid as a config of its own: recall.softmax_axes replaces sweep.axes."""
+    c = copy.deepcopy(config)
+    with c.unlocked():
+        c.model.attention = "softmax"
+        c.sweep.axes = config.recall.softmax_axes
+    return c
 
 
 def check(config):
     if config.data.name != "mqar" or config.model.name != "transformer":
         raise ConfigError(f"config.data.name={config.data.name!r}, config.model.name={config.model.name!r}: "
                           f"mqar_recall trains the transformer on mqar")
+    if config.recall.softmax_axes:
+        if "model.attention" in config.recall.softmax_axes:
+            raise ConfigError(f"config.recall.softmax_axes={config.recall.softmax_axes!r}: is softmax's own "
+                              f"grid; leave model.attention out of it")
+        try:
+            plan(_softmax_config(config))  # validates every grid point before any compute
+        except ConfigError as e:
+            raise ConfigError(f"config.recall.softmax_axes: {e}") from e
 
 
 def main(config, workdir):
-    # The num_kv_pairs groups of one (kind, width) compile to the same program (same shapes; only the data
-    # differ): a compilation cache for this process makes every compilation after the first a cache hit.
+    # The num_kv_pairs groups of one (kind, width, heads) compile to the same program (same shapes; only the
+    # data differ): a compilation cache for this process makes every compilation after the first a cache hit.
     cache = None
     if not jax.config.jax_compilation_cache_dir:
         cache = tempfile.mkdtemp(prefix="jaxlab-mqar-cache-")
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    impl = attention_impl(config)
+    print(f"[mqar_recall] backend {impl['backend']}; linear kinds run linear_attention impl "
+          f"{impl.get('linear_attention_impl')}", file=sys.stderr)
     try:
-        results = run_grid(config, workdir)
+        results = list(run_grid(config, workdir)) if config.sweep.axes else []
+        if config.recall.softmax_axes:
+            results += list(run_grid(_softmax_config(config), workdir))  # appends to the same metrics.jsonl
     finally:
         if cache:
             shutil.rmtree(cache, ignore_errors=True)
-    rows = recall_rows(results, config)
-    plot_recall(rows, os.path.join(workdir, "recall.png"),
-                title=f"MQAR recall vs state size (T={config.data.seq_len}, vocab {config.data.vocab_size}, "
-                      f"{config.model.num_layers} layers, {config.model.num_heads} head(s), {config.train.steps} steps)")
-    write_grid_outputs(results, workdir, extra_summary={"recall": rows}, keys=("train_loss", "test_accuracy"))
+    rows, by_lr = recall_rows(results, config)
+    d = config.data
+    kvs = sorted({r["num_kv_pairs"] for r in rows})
+    baselines = {kv: mqar.bag_of_values_closed_form(d.vocab_size, kv, d.kv_pool) for kv in kvs}
+    plot_recall(rows, os.path.join(workdir, "recall.png"), baselines={k: b["recall"] for k, b in baselines.items()},
+                title=f"MQAR recall vs state size (T={d.seq_len}, vocab {d.vocab_size}, {d.kv_pool} pool, "
+                      f"{config.model.num_layers} layers, {config.train.steps} steps, best lr per point)")
+    extra = {"recall": rows, "recall_by_lr": by_lr, "kernels": impl,
+             "bag_of_values": {str(k): b for k, b in baselines.items()}}
+    write_grid_outputs(results, workdir, extra_summary=extra, keys=("train_loss", "test_accuracy"))
     print(format_table(rows))
 
 

@@ -58,7 +58,7 @@ def test_recall_accuracy_counts_query_positions_only():
     """On an MQAR batch: logits right at the first half of the queries, wrong at the rest, and wrong at every
     non-query position; the trainer's accuracy must be exactly the fraction of queries answered."""
     V, T, K = 16, 20, 3
-    x, y = mqar.generate(np.random.default_rng(0), 6, T, V, K)
+    x, y = mqar.generate(np.random.default_rng(0), 6, T, V, K, pool="split")
     queries = y >= 0
     assert queries.sum(axis=1).tolist() == [K] * 6
     # At each query position the input is a key seen earlier; the label is its value (the upper half of the vocab).

@@ -1,11 +1,15 @@
-"""experiments.mqar_recall's bookkeeping on hand-made results: state sizes, recall rows (mean over seeds of the final
-test accuracy), the plot; and the EoS summary of Adam runs (preconditioned sharpness NaN before the first update)."""
+"""experiments.mqar_recall's bookkeeping on hand-made results: state sizes, recall rows (mean over seeds of the
+final test accuracy, at the best lr), the plot, the kernel path of the linear kinds; and the EoS summary of Adam
+runs (preconditioned sharpness NaN before the first update)."""
 import math
 import os
 from types import SimpleNamespace
 
+import pytest
+
 from experiments import mqar_recall
 from experiments.configs.mqar_recall import get_config
+from jaxlab.config import ConfigError
 from jaxlab.eos import eos_run_summary
 
 
@@ -15,26 +19,44 @@ def test_state_size_per_kind():
     assert mqar_recall.state_size("softmax", 32, 2, 64) == 2 * 64 * 32    # KV cache: keys and values
 
 
-def _run(kind, d, kv, seed, accs):
+def _run(kind, d, kv, seed, accs, lr=0.003, heads=2):
     recs = [{"step": 100 * i, "test_accuracy": a} for i, a in enumerate(accs)]
-    coords = {"seed": seed, "model.attention": kind, "model.d_model": d, "data.num_kv_pairs": kv}
+    coords = {"seed": seed, "model.attention": kind, "model.d_model": d, "model.num_heads": heads,
+              "data.num_kv_pairs": kv, "optim.lr": lr}
     return SimpleNamespace(coords=coords, result=SimpleNamespace(
         records=recs, summary={"final_test_accuracy": accs[-1], "diverged": False}))
 
 
-def test_recall_rows_and_plot(tmp_path):
+def test_recall_rows_pick_the_best_lr_and_plot(tmp_path):
     config = get_config()
     results = [_run("softmax", 16, 2, 0, [0.1, 0.9, 0.8]), _run("softmax", 16, 2, 1, [0.1, 0.5, 0.6]),
-               _run("gla", 16, 2, 0, [0.1, 0.2, 0.3]), _run("gla", 16, 2, 1, [0.1, 0.3, 0.1])]
-    rows = mqar_recall.recall_rows(results, config)
-    assert [r["attention"] for r in rows] == ["softmax", "gla"]
+               _run("softmax", 16, 2, 0, [0.1, 0.2, 0.2], lr=0.01), _run("softmax", 16, 2, 1, [0.1, 0.3, 0.3], lr=0.01),
+               _run("gla", 16, 2, 0, [0.1, 0.2, 0.3], heads=1), _run("gla", 16, 2, 1, [0.1, 0.3, 0.1], heads=1)]
+    rows, by_lr = mqar_recall.recall_rows(results, config)
+    assert len(by_lr) == 3 and [r["attention"] for r in rows] == ["softmax", "gla"]
     soft, gla = rows
-    assert math.isclose(soft["recall"], 0.7) and math.isclose(soft["recall_std"], 0.1)
+    assert soft["lr"] == 0.003 and math.isclose(soft["recall"], 0.7) and math.isclose(soft["recall_std"], 0.1)
     assert math.isclose(soft["best_recall"], 0.75) and math.isclose(gla["recall_min"], 0.1)
-    assert soft["state_size"] == 2 * config.data.seq_len * 16 and gla["state_size"] == 16 * 16 // config.model.num_heads
-    path = mqar_recall.plot_recall(rows, os.path.join(tmp_path, "recall.png"))
+    assert soft["state_size"] == 2 * config.data.seq_len * 16 and gla["state_size"] == 16 * 16
+    path = mqar_recall.plot_recall(rows, os.path.join(tmp_path, "recall.png"), baselines={2: 0.3})
     assert os.path.getsize(path) > 0
     assert "| 2" in mqar_recall.format_table(rows)
+
+
+@pytest.mark.parametrize("platform,impl", [("cpu", "xla"), ("cuda", "pallas_gpu")])
+def test_lm_linear_kinds_take_the_kernel_path(platform, impl):
+    """The LM's linear kinds go through kernels.linear_attention: XLA lowered for the CPU, the Pallas (Triton)
+    kernels lowered for cuda from this host; the experiment records which."""
+    out = mqar_recall.attention_impl(get_config(), platform)
+    assert out["linear_attention_impl"] == {k: [impl] for k in ("linear", "retention", "gla")}
+
+
+def test_softmax_grid_errors_name_the_key():
+    config = get_config()
+    with config.unlocked():
+        config.recall.softmax_axes = "data.num_kv_pairs=4,99"
+    with pytest.raises(ConfigError, match="config.recall.softmax_axes.*data.seq_len"):
+        mqar_recall.check(config)
 
 
 def test_eos_summary_of_adam_records():

@@ -17,6 +17,8 @@ from experiments.configs.mqar_recall import get_config as mqar_config
 def get_config():
     c = mqar_config()                        # the same data, model and Adam as the recall experiment, then:
     c.data.num_examples = 256
+    c.data.kv_pool = "split"                 # the pool its measurements were made with (docs/lm.md)
+    c.data.num_test = 0
     c.optim.schedule.name = "constant"       # a constant step: the threshold 38/η stays put
     c.optim.schedule.warmup_steps = 0
     c.optim.wd_variant = "decoupled"

@@ -4,9 +4,10 @@
 
 Vocabulary 8,192, sequences of 256 tokens, 16/32/64 key-value pairs, 2-layer LMs of width 64-512 with one head
 (state d_model² per layer for the linear kinds), 100,000 training sequences, ~50 epochs of AdamW (batch 256,
-20,000 steps, cosine, lr 1e-3), 3 seeds vmapped; recall on 1,024 held-out sequences. Zoology sweeps the lr per
-model and reports the best; sweep optim.lr here (traced: one program) to do the same. 4 kinds × 4 widths × 3
-pair counts = 48 structural groups. Evaluation logits are [2,048, 256, 8,192] per chunk and run: keep
+20,000 steps, cosine), 3 seeds × 4 lrs (Zoology's logspace(-4, -2, 4); traced: one program per group), the best
+lr per point; recall on 1,024 held-out sequences. Zoology's own generator: keys and values from split halves of
+the vocabulary (harmless at 8,192 tokens) and its power-law query placement with noise tokens. 4 kinds × 4
+widths × 3 pair counts = 48 structural groups (softmax's through recall.softmax_axes). Evaluation logits are [2,048, 256, 8,192] per chunk and run: keep
 train.eval_examples and data.num_test small.
 
 CPU time: not for a CPU (hours per group)
@@ -21,6 +22,8 @@ def get_config():
     c.data.num_kv_pairs = 64
     c.data.num_examples = 100_000
     c.data.num_test = 1024
+    c.data.kv_pool = "split"
+    c.data.queries = "zoology"
     c.model.max_len = 256
     c.model.num_heads = 1
     c.optim.lr = 1e-3
@@ -32,6 +35,7 @@ def get_config():
     c.train.eval_every = 2000
     c.train.eval_examples = 1024
     c.sweep.seeds = 3
-    c.sweep.axes = ("model.attention=softmax,linear,retention,gla;model.d_model=64,128,256,512;"
-                    "data.num_kv_pairs=16,32,64")
+    c.sweep.axes = ("model.attention=linear,retention,gla;model.d_model=64,128,256,512;"
+                    "data.num_kv_pairs=16,32,64;optim.lr=0.0001,0.00046,0.0022,0.01")
+    c.recall.softmax_axes = "model.d_model=64,128,256,512;data.num_kv_pairs=16,32,64;optim.lr=0.0001,0.00046,0.0022,0.01"
     return c

@@ -1,47 +1,130 @@
 """Synthetic multi-query associative recall (MQAR; Arora et al., "Zoology", 2023).
 
 Each sequence starts with ``num_kv_pairs`` key-value pairs, ``k1 v1 k2 v2 ...``; later every key is queried
-once, at a random position, and the model must emit its value at that position. Keys are drawn from the lower
-half of the vocabulary, values from the upper half; token 0 is filler.
+once and the model must emit its value at the query position. Keys are distinct within a sequence, and so are
+values (as in Zoology). Token 0 is filler.
+
+Key/value pool (``data.kv_pool``):
+  - "shared" (default): keys and values are both drawn from tokens 1..V-1, so a token's id does not say
+    whether it is a key or a value.
+  - "split" (Zoology's generator): keys from 1..V/2-1, values from V/2..V-1. At a small vocabulary this opens a
+    shortcut: the model recognises "a value" by its id and guesses among the context's values ("bag of values",
+    recall 1/K, see :func:`bag_of_values`), a local optimum that a 32-token LM trained on a CPU budget does
+    not leave (docs/lm.md). Zoology's 8,192-token vocabulary hides it.
+
+Query placement (``data.queries``):
+  - "uniform": one query per key at distinct positions drawn uniformly after the context, in random order;
+    other positions are filler 0.
+  - "zoology": Zoology's ``multiquery_ar``: query i at 2K + 2·g_i, gaps g_i distinct, drawn with probability
+    ∝ g^(a-1) (a = 0.01: queries near the context are likelier); every other non-context position holds a
+    random token of the whole vocabulary (noise, unlabelled). Needs seq_len >= 4K.
 
 x: [N, T] int32, y: [N, T] int32 with the value at query positions and -1 (ignored) elsewhere.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from jaxlab.config import require, require_choice
 from jaxlab.data.dataset import Dataset
-from jaxlab.config import require
+
+POOLS = ("shared", "split")
+QUERIES = ("uniform", "zoology")
+POWER_A = 0.01  # Zoology's power_a for the query gaps
 
 
 def check(d):
-    require(d.vocab_size >= 2 * d.num_kv_pairs + 2, "data.vocab_size", d.vocab_size,
-            f"must be >= 2*num_kv_pairs+2 = {2 * d.num_kv_pairs + 2} so keys and values are distinct")
-    require(d.seq_len >= 3 * d.num_kv_pairs, "data.seq_len", d.seq_len,
-            f"must be >= 3*num_kv_pairs = {3 * d.num_kv_pairs} (pairs, then one query per key)")
+    require_choice("data.kv_pool", d.kv_pool, POOLS)
+    require_choice("data.queries", d.queries, QUERIES)
+    require(d.num_kv_pairs >= 1, "data.num_kv_pairs", d.num_kv_pairs, "must be >= 1")
+    need = d.num_kv_pairs + 1 if d.kv_pool == "shared" else 2 * d.num_kv_pairs + 2
+    require(d.vocab_size >= need, "data.vocab_size", d.vocab_size,
+            f"must be >= {need} for {d.num_kv_pairs} distinct keys and distinct values from the "
+            f"{d.kv_pool} pool (token 0 is filler)")
+    factor = 4 if d.queries == "zoology" else 3
+    require(d.seq_len >= factor * d.num_kv_pairs, "data.seq_len", d.seq_len,
+            f"must be >= {factor}*num_kv_pairs = {factor * d.num_kv_pairs} for data.queries={d.queries!r}")
 
 
-def generate(rng: np.random.Generator, n: int, seq_len: int, vocab_size: int, num_kv: int):
+def _pools(vocab_size: int, pool: str):
+    if pool == "shared":
+        return np.arange(1, vocab_size), np.arange(1, vocab_size)
     half = vocab_size // 2
-    keys = np.stack([rng.choice(np.arange(1, half), num_kv, replace=False) for _ in range(n)])
-    values = rng.integers(half, vocab_size, size=(n, num_kv))
+    return np.arange(1, half), np.arange(half, vocab_size)
+
+
+def _distinct(rng, pool: np.ndarray, n: int, k: int) -> np.ndarray:
+    """[n, k] rows of k distinct draws from pool (argsort of uniforms = a random permutation per row)."""
+    return pool[np.argsort(rng.random((n, len(pool))), axis=1)[:, :k]]
+
+
+def generate(rng: np.random.Generator, n: int, seq_len: int, vocab_size: int, num_kv: int,
+             pool: str = "shared", queries: str = "uniform"):
+    """n sequences -> (x, y), both [n, seq_len] int32 (see the module docstring for pool and queries)."""
+    key_pool, value_pool = _pools(vocab_size, pool)
+    keys, values = _distinct(rng, key_pool, n, num_kv), _distinct(rng, value_pool, n, num_kv)
     x = np.zeros((n, seq_len), np.int32)
     y = np.full((n, seq_len), -1, np.int32)
     x[:, 0: 2 * num_kv: 2] = keys
     x[:, 1: 2 * num_kv: 2] = values
     rows = np.arange(n)[:, None]
-    # Query slots: distinct random positions after the context, one per key, in a random order.
-    slots = np.sort(np.argsort(rng.random((n, seq_len - 2 * num_kv)), axis=1)[:, :num_kv], axis=1) + 2 * num_kv
-    order = np.argsort(rng.random((n, num_kv)), axis=1)
+    if queries == "uniform":
+        # distinct random positions after the context, one per key, keys in a random order
+        slots = np.sort(np.argsort(rng.random((n, seq_len - 2 * num_kv)), axis=1)[:, :num_kv], axis=1) + 2 * num_kv
+        order = np.argsort(rng.random((n, num_kv)), axis=1)
+    else:
+        space = (seq_len - 2 * num_kv) // 2
+        p = POWER_A * np.arange(1, space + 1, dtype=np.float64) ** (POWER_A - 1)
+        # distinct gaps with probabilities p (numpy's choice without replacement, as Zoology, one row at a time)
+        gaps = np.stack([rng.choice(space, num_kv, replace=False, p=p / p.sum()) for _ in range(n)])
+        slots, order = 2 * num_kv + 2 * gaps, np.broadcast_to(np.arange(num_kv), (n, num_kv))
+        x[:, 2 * num_kv:] = rng.integers(0, vocab_size, size=(n, seq_len - 2 * num_kv))
     x[rows, slots] = keys[rows, order]
     y[rows, slots] = values[rows, order]
     return x, y
 
 
+def bag_of_values(x: np.ndarray, y: np.ndarray, num_kv: int, vocab_size: int, pool: str) -> dict:
+    """The "bag of values" guess, measured on (x, y): at each query, a uniform guess among the distinct
+    context tokens (first 2K) that the pool allows as values, i.e. what is learnable from token ids alone.
+
+    Returns {"recall": expected accuracy, "loss": cross-entropy in nats of the uniform guess} over the queries.
+    With "split" the candidates are exactly the K values (recall 1/K, loss log K); with "shared" they are all
+    the distinct keys and values of the context.
+    """
+    _, value_pool = _pools(vocab_size, pool)
+    allowed = np.zeros(vocab_size, bool)
+    allowed[value_pool] = True
+    ctx = x[:, : 2 * num_kv]
+    recall, loss = [], []
+    for row_ctx, row_y in zip(ctx, y):
+        cand = {int(t) for t in row_ctx if allowed[t]}
+        for label in row_y[row_y >= 0]:
+            hit = int(label) in cand
+            recall.append(hit / len(cand))
+            loss.append(math.log(len(cand)) if hit else math.inf)
+    return {"recall": float(np.mean(recall)), "loss": float(np.mean(loss))}
+
+
+def bag_of_values_closed_form(vocab_size: int, num_kv: int, pool: str) -> dict:
+    """Closed form of :func:`bag_of_values`. split: recall 1/K, loss log K. shared: the context holds
+    D = 2K - H distinct tokens, H = |keys ∩ values| ~ Hypergeometric(N = V-1, K, K) (two independent K-subsets
+    of N tokens), so recall = E[1/D] and loss = E[log D]."""
+    K = num_kv
+    if pool == "split":
+        return {"recall": 1.0 / K, "loss": math.log(K)}
+    N = vocab_size - 1
+    pmf = [math.comb(K, h) * math.comb(N - K, K - h) / math.comb(N, K) for h in range(K + 1)]
+    return {"recall": sum(p / (2 * K - h) for h, p in enumerate(pmf)),
+            "loss": sum(p * math.log(2 * K - h) for h, p in enumerate(pmf))}
+
+
 def load(cfg) -> Dataset:
     check(cfg)
-    args = (cfg.seq_len, cfg.vocab_size, cfg.num_kv_pairs)
+    args = (cfg.seq_len, cfg.vocab_size, cfg.num_kv_pairs, cfg.kv_pool, cfg.queries)
     x, y = generate(np.random.default_rng(0), cfg.num_examples, *args)
     xt, yt = generate(np.random.default_rng(1), max(1, cfg.num_examples // 4), *args)
     return Dataset("mqar", x, y, xt, yt, num_classes=cfg.vocab_size, task="lm",
-                   meta={"num_kv_pairs": cfg.num_kv_pairs})
+                   meta={"num_kv_pairs": cfg.num_kv_pairs, "kv_pool": cfg.kv_pool, "queries": cfg.queries})
