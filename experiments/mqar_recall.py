@@ -179,7 +179,8 @@ def check(config):
         try:
             plan(_softmax_config(config))  # validates every grid point before any compute
         except ConfigError as e:
-            raise ConfigError(f"config.recall.softmax_axes: {e}") from e
+            why = str(e).replace("config.sweep.axes: ", "")  # plan() names the sweep's key; this grid is ours
+            raise ConfigError(f"config.recall.softmax_axes: {why}") from e
 
 
 def main(config, workdir):

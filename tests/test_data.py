@@ -80,7 +80,7 @@ def test_mqar_bag_of_values_matches_closed_form(pool, kv):
     """The token-id "bag of values" guess measured on generated data against its closed form: split 1/K and
     log K exactly; shared E[1/(2K-H)], E[log(2K-H)], H hypergeometric (Monte Carlo, 3,000 sequences:
     tolerance 0.004 in recall, 0.02 nats, each over 4 std. errors). The split pool's bag is what a model can
-    reach from token ids alone; the shared pool's is ~half of it."""
+    reach from token ids alone; the shared pool's is 0.54-0.68 of it (K = 4-16)."""
     x, y = mqar.generate(np.random.default_rng(1), 3000, seq_len=3 * kv, vocab_size=32, num_kv=kv, pool=pool)
     got = mqar.bag_of_values(x, y, kv, 32, pool)
     want = mqar.bag_of_values_closed_form(32, kv, pool)
@@ -88,7 +88,7 @@ def test_mqar_bag_of_values_matches_closed_form(pool, kv):
     assert abs(got["recall"] - want["recall"]) < tol[0] and abs(got["loss"] - want["loss"]) < tol[1]
     if pool == "shared":
         split = mqar.bag_of_values_closed_form(32, kv, "split")["recall"]
-        assert want["recall"] < 0.6 * split
+        assert want["recall"] < 0.7 * split
 
 
 def test_mqar_config_errors_name_the_key():

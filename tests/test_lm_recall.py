@@ -55,7 +55,7 @@ def test_softmax_grid_errors_name_the_key():
     config = get_config()
     with config.unlocked():
         config.recall.softmax_axes = "data.num_kv_pairs=4,99"
-    with pytest.raises(ConfigError, match="config.recall.softmax_axes.*data.seq_len"):
+    with pytest.raises(ConfigError, match=r"config.recall.softmax_axes: grid point .*data.vocab_size"):
         mqar_recall.check(config)
 
 
