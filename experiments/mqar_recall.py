@@ -76,10 +76,12 @@ def recall_rows(results, config) -> tuple[list[dict], list[dict]]:
     groups: dict[tuple, list] = {}
     for r in results:
         key = tuple(_coord(r, config, p) for p in GROUP + (LR,))
-        groups.setdefault(key, []).append(r.result)
+        groups.setdefault(key, []).append(r)
     by_lr = []
-    for (kind, d, heads, kv, lr), res in groups.items():
-        by_lr.append({"attention": kind, "d_model": d, "num_heads": heads, "num_kv_pairs": kv, "lr": lr,
+    for (kind, d, heads, kv, lr), runs in groups.items():
+        res = [r.result for r in runs]
+        budget = {k: _coord(runs[0], config, f"train.{k}") for k in ("steps", "batch_size")}
+        by_lr.append({"attention": kind, "d_model": d, "num_heads": heads, "num_kv_pairs": kv, "lr": lr, **budget,
                       "state_size": state_size(kind, d, heads, config.data.seq_len),
                       "state": "KV cache 2·T·d" if kind == "softmax" else "d_k·d_v·heads", **_stats(res)})
     order = {k: i for i, k in enumerate(KINDS)}
@@ -129,10 +131,11 @@ def plot_recall(rows: list[dict], path: str, title: str = "", baselines: dict | 
 
 def format_table(rows: list[dict]) -> str:
     cols = [("kv pairs", "num_kv_pairs"), ("attention", "attention"), ("d_model", "d_model"),
-            ("heads", "num_heads"), ("state size", "state_size"), ("best lr", "lr"), ("recall", "recall"),
+            ("heads", "num_heads"), ("state size", "state_size"), ("steps × batch", "budget"), ("best lr", "lr"),
+            ("recall", "recall"),
             ("± std", "recall_std"), ("min", "recall_min"), ("best during training", "best_recall"),
             ("seeds", "seeds")]
-    return markdown_table(rows, cols)
+    return markdown_table([{**r, "budget": f"{r['steps']} × {r['batch_size']}"} for r in rows], cols)
 
 
 def attention_impl(config, platform: str | None = None) -> dict:
@@ -195,10 +198,9 @@ def main(config, workdir):
     impl = attention_impl(config)
     print(f"[mqar_recall] backend {impl['backend']}; linear kinds run linear_attention impl "
           f"{impl.get('linear_attention_impl')}", file=sys.stderr)
-    try:
-        results = list(run_grid(config, workdir)) if config.sweep.axes else []
-        if config.recall.softmax_axes:
-            results += list(run_grid(_softmax_config(config), workdir))  # appends to the same metrics.jsonl
+    try:  # both grids append to the same metrics.jsonl
+        results = list(run_grid(_softmax_config(config), workdir)) if config.recall.softmax_axes else []
+        results += list(run_grid(config, workdir)) if config.sweep.axes else []
     finally:
         if cache:
             shutil.rmtree(cache, ignore_errors=True)
