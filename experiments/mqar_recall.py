@@ -207,7 +207,7 @@ def main(config, workdir):
     rows, by_lr = recall_rows(results, config)
     d = config.data
     kvs = sorted({r["num_kv_pairs"] for r in rows})
-    baselines = {kv: mqar.bag_of_values_closed_form(d.vocab_size, kv, d.kv_pool) for kv in kvs}
+    baselines = {kv: mqar.bag_of_values_closed_form(kv, d.kv_pool) for kv in kvs}
     plot_recall(rows, os.path.join(workdir, "recall.png"), baselines={k: b["recall"] for k, b in baselines.items()},
                 title=f"MQAR recall vs state size (T={d.seq_len}, vocab {d.vocab_size}, {d.kv_pool} pool, "
                       f"{config.model.num_layers} layers, {config.train.steps} steps, best lr per point)")

@@ -5,8 +5,10 @@ once and the model must emit its value at the query position. Keys are distinct 
 values (as in Zoology). Token 0 is filler.
 
 Key/value pool (``data.kv_pool``):
-  - "shared" (default): keys and values are both drawn from tokens 1..V-1, so a token's id does not say
-    whether it is a key or a value.
+  - "shared" (default): a sequence's 2K keys and values are distinct tokens drawn from 1..V-1 (the first K are
+    keys), so a token's id does not say whether it is a key or a value, and no token is both in one sequence
+    (a key that is also a value of the context would be followed by two different tokens there, an ambiguity
+    that capped softmax at ≈ 1 - K/(2(V-1)) recall, docs/lm.md).
   - "split" (Zoology's generator): keys from 1..V/2-1, values from V/2..V-1. At a small vocabulary this opens a
     shortcut: the model recognises "a value" by its id and guesses among the context's values ("bag of values",
     recall 1/K, see :func:`bag_of_values`), a local optimum that a 32-token LM trained on a CPU budget does
@@ -39,9 +41,9 @@ def check(d):
     require_choice("data.kv_pool", d.kv_pool, POOLS)
     require_choice("data.queries", d.queries, QUERIES)
     require(d.num_kv_pairs >= 1, "data.num_kv_pairs", d.num_kv_pairs, "must be >= 1")
-    need = d.num_kv_pairs + 1 if d.kv_pool == "shared" else 2 * d.num_kv_pairs + 2
+    need = 2 * d.num_kv_pairs + 1 if d.kv_pool == "shared" else 2 * d.num_kv_pairs + 2
     require(d.vocab_size >= need, "data.vocab_size", d.vocab_size,
-            f"must be >= {need} for {d.num_kv_pairs} distinct keys and distinct values from the "
+            f"must be >= {need} for {d.num_kv_pairs} keys and values, all distinct, from the "
             f"{d.kv_pool} pool (token 0 is filler)")
     factor = 4 if d.queries == "zoology" else 3
     require(d.seq_len >= factor * d.num_kv_pairs, "data.seq_len", d.seq_len,
@@ -64,7 +66,11 @@ def generate(rng: np.random.Generator, n: int, seq_len: int, vocab_size: int, nu
              pool: str = "shared", queries: str = "uniform"):
     """n sequences -> (x, y), both [n, seq_len] int32 (see the module docstring for pool and queries)."""
     key_pool, value_pool = _pools(vocab_size, pool)
-    keys, values = _distinct(rng, key_pool, n, num_kv), _distinct(rng, value_pool, n, num_kv)
+    if pool == "shared":
+        tokens = _distinct(rng, key_pool, n, 2 * num_kv)
+        keys, values = tokens[:, :num_kv], tokens[:, num_kv:]
+    else:
+        keys, values = _distinct(rng, key_pool, n, num_kv), _distinct(rng, value_pool, n, num_kv)
     x = np.zeros((n, seq_len), np.int32)
     y = np.full((n, seq_len), -1, np.int32)
     x[:, 0: 2 * num_kv: 2] = keys
@@ -92,7 +98,7 @@ def bag_of_values(x: np.ndarray, y: np.ndarray, num_kv: int, vocab_size: int, po
 
     Returns {"recall": expected accuracy, "loss": cross-entropy in nats of the uniform guess} over the queries.
     With "split" the candidates are exactly the K values (recall 1/K, loss log K); with "shared" they are all
-    the distinct keys and values of the context.
+    2K keys and values of the context.
     """
     _, value_pool = _pools(vocab_size, pool)
     allowed = np.zeros(vocab_size, bool)
@@ -108,17 +114,11 @@ def bag_of_values(x: np.ndarray, y: np.ndarray, num_kv: int, vocab_size: int, po
     return {"recall": float(np.mean(recall)), "loss": float(np.mean(loss))}
 
 
-def bag_of_values_closed_form(vocab_size: int, num_kv: int, pool: str) -> dict:
-    """Closed form of :func:`bag_of_values`. split: recall 1/K, loss log K. shared: the context holds
-    D = 2K - H distinct tokens, H = |keys ∩ values| ~ Hypergeometric(N = V-1, K, K) (two independent K-subsets
-    of N tokens), so recall = E[1/D] and loss = E[log D]."""
-    K = num_kv
-    if pool == "split":
-        return {"recall": 1.0 / K, "loss": math.log(K)}
-    N = vocab_size - 1
-    pmf = [math.comb(K, h) * math.comb(N - K, K - h) / math.comb(N, K) for h in range(K + 1)]
-    return {"recall": sum(p / (2 * K - h) for h, p in enumerate(pmf)),
-            "loss": sum(p * math.log(2 * K - h) for h, p in enumerate(pmf))}
+def bag_of_values_closed_form(num_kv: int, pool: str) -> dict:
+    """Closed form of :func:`bag_of_values`: a uniform guess among the K values (split: recall 1/K, loss log K)
+    or among the 2K distinct context tokens (shared: recall 1/(2K), loss log 2K)."""
+    candidates = num_kv if pool == "split" else 2 * num_kv
+    return {"recall": 1.0 / candidates, "loss": math.log(candidates)}
 
 
 def load(cfg) -> Dataset:
