@@ -111,7 +111,8 @@ def plot_recall(rows: list[dict], path: str, title: str = "", baselines: dict | 
             if not pts:
                 continue
             s, m, sd, tags = zip(*pts)
-            label = "softmax (KV cache 2Td)" if kind == "softmax" else kind
+            budget = next(f"{r['steps']}×{r['batch_size']}" for r in rows if r["attention"] == kind)
+            label = f"softmax (KV cache 2Td), {budget}" if kind == "softmax" else f"{kind}, {budget}"
             ax.errorbar(s, m, yerr=sd, color=f"C{i}", marker="o", ms=4, lw=1.3, capsize=2,
                         ls="--" if kind == "softmax" else "-", label=label)
             for si, mi, tag in zip(s, m, tags):
@@ -210,7 +211,7 @@ def main(config, workdir):
     baselines = {kv: mqar.bag_of_values_closed_form(kv, d.kv_pool) for kv in kvs}
     plot_recall(rows, os.path.join(workdir, "recall.png"), baselines={k: b["recall"] for k, b in baselines.items()},
                 title=f"MQAR recall vs state size (T={d.seq_len}, vocab {d.vocab_size}, {d.kv_pool} pool, "
-                      f"{config.model.num_layers} layers, {config.train.steps} steps, best lr per point)")
+                      f"{config.model.num_layers} layers, best lr per point; legend: steps×batch)")
     extra = {"recall": rows, "recall_by_lr": by_lr, "kernels": impl,
              "bag_of_values": {str(k): b for k, b in baselines.items()}}
     write_grid_outputs(results, workdir, extra_summary=extra, keys=("train_loss", "test_accuracy"))
