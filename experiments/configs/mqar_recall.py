@@ -4,11 +4,12 @@ or 1 heads at d_model 32 (state d_model²/heads = 256, 512, 1024 per layer) and 
 point reports its best lr. Sequences of 32 tokens, vocabulary 32, keys and values from one shared pool (the split
 pool's "bag of values" shortcut: docs/lm.md), 2-layer LMs, Adam with a cosine schedule.
 
-Budgets differ, for CPU time: the linear kinds train 1,000 steps of batch 16 (lr 3e-3, 1e-2); their recall is flat
-from ~750 such steps on (linear, 4 heads, 4 pairs: 0.149 at 750 steps, 0.147 at 1,500, with the first
-shared pool, whose keys and values could overlap) and matches what 3,000 steps of batch 32 gave them. Softmax needs 3,000 steps of batch 32 (lr 1e-3, 3e-3) to form its recall circuit: at
-1,500 steps of batch 16 it had 0.26 with 4 pairs. Fewer than 4 pairs means fewer labelled queries per sequence
-and slower learning (2 pairs: softmax 0.71-0.85 after 3,000 steps of batch 32). Equal budgets:
+Budgets differ, for CPU time: the linear kinds train 1,000 steps of batch 16 (lr 3e-3, 1e-2); their recall is
+flat from ~750 such steps on (linear, 4 heads, 4 pairs: 0.149 at 750 steps, 0.147 at 1,500, with the first
+shared pool, whose keys and values could overlap) and matches what 3,000 steps of batch 32 gave them. Softmax
+needs 3,000 steps of batch 32 (lr 1e-3, 3e-3) to form its recall circuit: at 1,500 steps of batch 16 it had 0.26
+with 4 pairs. Fewer than 4 pairs means fewer labelled queries per sequence and slower learning (2 pairs: softmax
+0.71-0.85 after 3,000 steps of batch 32). Equal budgets:
 --config.train.steps=3000 --config.train.batch_size=32 (about 6x the linear kinds' CPU time; not run).
 
     python -m experiments.mqar_recall --workdir runs/mqar
