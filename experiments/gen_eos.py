@@ -17,7 +17,7 @@ gen.mode = "grokking": one run per seed tracked through training; summary.json["
 accuracy reaches gen.fit_accuracy and test accuracy gen.grok_accuracy, and where each tracked curvature measure
 moves most relative to them. Plot: grokking.png (accuracies; sharpness dimension; λ1 and tr H, against step).
 
-CPU time (2 shared cores): kendall ~5 min (16 runs), grokking see its config.
+CPU time (2 heavily shared cores): kendall 4.6 min wall (16 runs, 2.6 min CPU), grokking 1.9 min.
 """
 from __future__ import annotations
 
@@ -135,14 +135,15 @@ def slq_vs_dense(rows, dense="sharpness_dim", slq="sharpness_dim_slq") -> dict |
 
 
 def claim(table, gen) -> dict:
-    """The paper's claim: the sharpness dimension's τ (and Ψ) with the loss gap exceed those of the others."""
+    """The paper's claim: the sharpness dimension's τ (and Ψ) with the loss gap are positive and exceed those of
+    the others (a negative τ "above" more negative ones ranks nothing)."""
     me = table[gen.claim_measure]
     others = [s.strip() for s in gen.claim_against.split(",") if s.strip()]
     out = {"measure": gen.claim_measure, "against": others}
     for stat in ("tau", "psi"):
         vals = {n: table[n][stat] for n in [gen.claim_measure, *others]}
         out[stat] = vals
-        out[f"{stat}_holds"] = bool(np.isfinite(me[stat]) and all(np.isfinite(v) and me[stat] > v
+        out[f"{stat}_holds"] = bool(np.isfinite(me[stat]) and me[stat] > 0 and all(np.isfinite(v) and me[stat] > v
                                                                   for n, v in vals.items() if n != gen.claim_measure))
     out["holds"] = out["tau_holds"] and out["psi_holds"]
     return out
@@ -224,7 +225,8 @@ def grokking_summary(records, config) -> dict:
     out = {"step_train_fitted": t_fit, "step_test_generalised": t_grok,
            "delay": None if t_fit is None or t_grok is None else t_grok - t_fit,
            "groks": bool(t_fit is not None and t_grok is not None and t_grok > t_fit),
-           "final_train_accuracy": train[-1][1] if train else None, "final_test_accuracy": test[-1][1] if test else None}
+           "final_train_accuracy": train[-1][1] if train else None,
+           "final_test_accuracy": test[-1][1] if test else None}
     for name, key in parse_measures(g.measures).items():
         pts = series(records, key)
         step, change = biggest_move(pts[1:])               # from the first trained measurement on
@@ -248,7 +250,7 @@ def plot_grokking(records, config, path: str) -> str:
             axes[1].plot(*zip(*series(records, k)), marker=".", label=n)
     axes[1].set_ylabel("sharpness dimension")
     for n, k in measures.items():
-        if (n, k) not in dims and series(records, k) and n in ("lambda1", "trace"):
+        if (n, k) not in dims and series(records, k) and n in ("lambda1", "lambda1_preconditioned", "trace"):
             axes[2].plot(*zip(*series(records, k)), marker=".", label=n)
     axes[2].set_yscale("log")
     axes[2].set_ylabel("λ1, tr H")

@@ -26,6 +26,6 @@ def get_config():
     c.curvature.trace_samples = 32
     c.curvature.slq_iters = 96
     c.sweep.seeds = 5
-    c.sweep.axes = "optim.lr=0.02,0.05,0.1,0.2,0.4,0.8;train.batch_size=16,32,64,128"
+    c.sweep.axes = "optim.lr=0.05,0.1,0.2,0.4,0.6,0.8;train.batch_size=32,64,128,256"
     c.mesh.runs = 0
     return c

@@ -19,7 +19,8 @@ Records:
                    whole spectrum (jaxlab.curvature.dimension.gd_exponent_quantiles). The real step's exponents
                    for SGD with l2 / decoupled weight decay; for other optimisers a GD surrogate of the same H
   sharpness_dim_step_slq   sharpness_dim_step_slq and step_slq_lyapunov_top: the same quantiles from SLQ of JᵀJ of
-                   the real step (exponents ½ log θ) on the whole state: any optimiser, no dense J
+                   the real step (exponents ½ log θ) on the whole state: any optimiser, no dense J; with a
+                   declared frozen preconditioner also *_frozen (the step with P held, as step_flip_frozen)
 
 Sampled maps: a zeroth-order step draws its directions from the measurement key; with ``train.batch_size > 0``
 each map's loss is a random minibatch of that size from the curvature set, so the exponents are those of the
@@ -141,12 +142,19 @@ def _sharpness_dim_step_slq(ctx: Context) -> dict:
     t = ctx.tracker
     keys = jax.random.split(jax.random.fold_in(ctx.key, 6), _num_maps(ctx))
 
-    def one(key):
-        lin = _linear_step(ctx, key)
-        nodes, w = slq_nodes(lambda v: lin.vjp(lin.jvp(v)), lin.x0, jax.random.fold_in(key, 2), t.slq_iters,
-                             t.trace_samples)
-        ell = 0.5 * jnp.log(jnp.maximum(nodes, jnp.finfo(nodes.dtype).tiny))   # σ² ≥ 0; rounding can dip below
-        return quantile_exponents(ell, w, lin.x0.shape[0])
+    def dimension(update):
+        def one(key):
+            lin = _linear_step(ctx, key, update)
+            nodes, w = slq_nodes(lambda v: lin.vjp(lin.jvp(v)), lin.x0, jax.random.fold_in(key, 2), t.slq_iters,
+                                 t.trace_samples)
+            ell = 0.5 * jnp.log(jnp.maximum(nodes, jnp.finfo(nodes.dtype).tiny))  # σ² ≥ 0; rounding dips below
+            return quantile_exponents(ell, w, lin.x0.shape[0])
 
-    ell = jnp.mean(jax.lax.map(one, keys), axis=0)
-    return {"sharpness_dim_step_slq": kaplan_yorke_dimension(ell)[0], "step_slq_lyapunov_top": ell[0]}
+        ell = jnp.mean(jax.lax.map(one, keys), axis=0)
+        return kaplan_yorke_dimension(ell)[0], ell[0]
+
+    out = dict(zip(("sharpness_dim_step_slq", "step_slq_lyapunov_top"), dimension(None)))
+    if ctx.step.frozen_update is not None and ctx.precond is not None:   # the step with P held (Adam): no ∂(1/√v)
+        frozen = dimension(ctx.step.frozen_update(ctx.precond))
+        out.update(zip(("sharpness_dim_step_slq_frozen", "step_slq_lyapunov_top_frozen"), frozen))
+    return out
