@@ -3,10 +3,13 @@
     stats([0.1, 0.2, nan])       -> {"mean", "std", "min", "max", "n"} of the finite values (7 significant digits)
     mean_std([0.1, 0.2])         -> {"mean", "std"}        (std: sample, ddof = 1; 0 for a single value)
     markdown_table(rows, [("lr", "lr"), ("test acc", "test_accuracy")])
+    kendall([1, 2, 3], [1, 3, 2])                                  -> Kendall's τ-b (scipy), NaN when undefined
+    granulated_kendall(rows, "measure", "gap", ["lr", "batch"])  -> Jiang et al.'s Ψ and ψ per axis
 """
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import Callable, Sequence
 
 import numpy as np
@@ -60,3 +63,37 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str | Call
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r, k) for _, k in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def kendall(x, y) -> float:
+    """Kendall's τ-b between x and y (``scipy.stats.kendalltau``) over the pairs where both are finite; NaN with
+    fewer than two such pairs or when either side is constant."""
+    from scipy.stats import kendalltau
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan")
+    return float(kendalltau(x[ok], y[ok]).statistic)
+
+
+def granulated_kendall(rows: Sequence[dict], measure: str, target: str, axes: Sequence[str],
+                       fixed: Sequence[str] = ("seed",)) -> dict:
+    """Jiang et al. (2020, "Fantastic generalization measures", §4.2) granulated Kendall coefficient.
+
+    For each axis i, the rows fall into groups that agree on every other axis and on ``fixed`` (e.g. the seed),
+    so within a group only axis i varies; ψ_i is the mean over groups of τ(measure, target) within the group
+    (groups where τ is undefined are skipped), and Ψ = mean_i ψ_i. Returns {"psi": Ψ, "per_axis": {axis: ψ_i},
+    "groups": {axis: number of groups used}}; NaN where no group defines τ.
+    """
+    per_axis, used = {}, {}
+    for axis in axes:
+        groups = defaultdict(list)
+        for r in rows:
+            groups[tuple(r.get(a) for a in (*axes, *fixed) if a != axis)].append(r)
+        taus = [kendall([r[measure] for r in g], [r[target] for r in g]) for g in groups.values()]
+        taus = [t for t in taus if np.isfinite(t)]
+        per_axis[axis] = float(np.mean(taus)) if taus else float("nan")
+        used[axis] = len(taus)
+    vals = [v for v in per_axis.values() if np.isfinite(v)]
+    return {"psi": float(np.mean(vals)) if vals else float("nan"), "per_axis": per_axis, "groups": used}

@@ -15,6 +15,10 @@ mean over sampled maps (jaxlab.curvature.step_quantities). For GD, J = I − ηH
 From the top-k exponents alone D is decided only when the partial sums turn negative within them (then k and
 ℓ_{k+1} are both known) or ℓ_1 < 0; otherwise the unmeasured bulk decides it and :func:`kaplan_yorke_dimension`
 returns NaN with ``determined = False`` rather than a number that depends on a guess.
+
+For a model too large for any of that, :func:`gd_exponent_quantiles` fills the whole spectrum from a spectral
+density: GD's exponents log|1 − ηλ| pushed through the SLQ quadrature measure of H (nodes θ, weights w), read off
+at the n quantile levels (i − ½)/n. With every exponent known, D is always decided; its error is SLQ's.
 """
 from __future__ import annotations
 
@@ -46,3 +50,33 @@ def kaplan_yorke_dimension(exponents, dim: int | None = None):
     frac = jnp.where(j < k, s_j / jnp.abs(nxt), 0.0)        # |−inf| → fraction 0
     complete = (j < k) | (k == n)
     return jnp.where(complete, j + frac, jnp.nan), complete
+
+
+def quantile_exponents(values, weights, n: int) -> jnp.ndarray:
+    """n values [n] (descending) of the discrete measure Σ_j w_j δ(values_j) at the quantile levels (i − ½)/n.
+
+    values, weights: any equal shapes (e.g. SLQ's [P, m]); weights ≥ 0, normalised here. Each atom sits at the
+    centre of its mass on the level axis and the quantile function is linear between atoms, so n equal atoms of
+    weight 1/n come back exactly. Jittable (n static).
+    """
+    v = jnp.ravel(jnp.asarray(values))
+    w = jnp.ravel(jnp.asarray(weights)).astype(v.dtype)
+    order = jnp.argsort(-v)
+    v, w = v[order], w[order]
+    w = w / jnp.sum(w)
+    centre = jnp.cumsum(w) - 0.5 * w                      # nondecreasing: where each atom's mass sits
+    levels = (jnp.arange(n, dtype=v.dtype) + 0.5) / n
+    return jnp.interp(levels, centre, v)                  # clamped to the end atoms outside their centres
+
+
+def gd_exponent_quantiles(nodes, weights, lr, n: int) -> jnp.ndarray:
+    """GD's exponents log|1 − η θ| [n] (descending) from SLQ nodes/weights [P, m] of the operator J = I − ηA
+    describes (A = H, or H + λM with SGD's weight decay): the n-quantiles of the pushed-forward measure.
+
+    Exact when the nodes are A's n eigenvalues with equal weights; in general the error is the quadrature's.
+    An exponent at θ = 1/η exactly (σ = 0) is clipped to log(tiny) instead of −inf, so interpolation stays finite.
+    """
+    nodes = jnp.asarray(nodes)
+    tiny = jnp.finfo(nodes.dtype).tiny
+    ell = jnp.log(jnp.maximum(jnp.abs(1.0 - lr * nodes), tiny))
+    return quantile_exponents(ell, weights, n)

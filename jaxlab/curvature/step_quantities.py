@@ -11,6 +11,16 @@ Records:
                    curvature.dim_samples sampled maps; NaN when the top k cannot decide it),
                    sharpness_dim_determined (1/0), step_lyapunov_top (mean log σ1(J): the top exponent)
   step_dense       step_flip_dense and sharpness_dim_dense from the dense J (small models: D tangent passes)
+  sharpness_dim_dense   sharpness_dim_dense and step_lyapunov_top_dense only (the SVDs of step_dense without its
+                   non-symmetric eigenvalue problem): the exact Def. 4.2 estimate over the sampled maps
+  sharpness_dim_slq     sharpness_dim_slq and slq_lyapunov_top: GD's exponents log|1 − ηθ| of A = H + λM (λ the
+                   weight decay on the leaves the mask M selects) from SLQ of each sampled map's Hessian
+                   (curvature.slq_iters Lanczos steps, curvature.trace_samples probes), n-quantiles filling the
+                   whole spectrum (jaxlab.curvature.dimension.gd_exponent_quantiles). The real step's exponents
+                   for SGD with l2 / decoupled weight decay; for other optimisers a GD surrogate of the same H
+  sharpness_dim_step_slq   sharpness_dim_step_slq and step_slq_lyapunov_top: the same quantiles from SLQ of JᵀJ of
+                   the real step (exponents ½ log θ) on the whole state: any optimiser, no dense J; with a
+                   declared frozen preconditioner also *_frozen (the step with P held, as step_flip_frozen)
 
 Sampled maps: a zeroth-order step draws its directions from the measurement key; with ``train.batch_size > 0``
 each map's loss is a random minibatch of that size from the curvature set, so the exponents are those of the
@@ -22,8 +32,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxlab.curvature.dimension import kaplan_yorke_dimension
+from jaxlab.curvature.dimension import gd_exponent_quantiles, kaplan_yorke_dimension, quantile_exponents
 from jaxlab.curvature.quantities import Context, loss_on, register_quantity
+from jaxlab.curvature.spectrum import slq_nodes
 from jaxlab.curvature.step_map import (dense_step_jacobian, flip_multiplier, linearize_step, real_step,
                                        step_singular_values)
 
@@ -82,15 +93,68 @@ def _state_dim(ctx: Context) -> int:
     return sum(x.size for x in leaves if jnp.issubdtype(jnp.result_type(x), jnp.inexact))
 
 
-@register_quantity("step_dense", needs_step=True)
-def _step_dense(ctx: Context) -> dict:
+def _dense_maps(ctx: Context, flips: bool):
+    """Per sampled map: log σ(J) [D] descending (and J's leftmost real eigenvalue when ``flips``)."""
     keys = jax.random.split(jax.random.fold_in(ctx.key, 6), _num_maps(ctx))
 
     def one(key):
         J = dense_step_jacobian(_linear_step(ctx, key))
-        z = jnp.linalg.eigvals(J)
-        return jnp.log(jnp.linalg.svd(J, compute_uv=False)), jnp.min(jnp.real(z))
+        logs = jnp.log(jnp.linalg.svd(J, compute_uv=False))
+        return (logs, jnp.min(jnp.real(jnp.linalg.eigvals(J)))) if flips else (logs, jnp.zeros((), logs.dtype))
 
-    logs, flips = jax.lax.map(one, keys)
+    return jax.lax.map(one, keys)
+
+
+@register_quantity("step_dense", needs_step=True)
+def _step_dense(ctx: Context) -> dict:
+    logs, flips = _dense_maps(ctx, flips=True)
     sd, _ = kaplan_yorke_dimension(jnp.mean(logs, axis=0))
     return {"sharpness_dim_dense": sd, "step_flip_dense": jnp.mean(flips)}
+
+
+@register_quantity("sharpness_dim_dense", needs_step=True)
+def _sharpness_dim_dense(ctx: Context) -> dict:
+    ell = jnp.mean(_dense_maps(ctx, flips=False)[0], axis=0)
+    return {"sharpness_dim_dense": kaplan_yorke_dimension(ell)[0], "step_lyapunov_top_dense": ell[0]}
+
+
+@register_quantity("sharpness_dim_slq")
+def _sharpness_dim_slq(ctx: Context) -> dict:
+    t = ctx.tracker
+    lr, wd = ctx.numbers["lr"], ctx.numbers.get("weight_decay", 0.0)
+    mask = t.decay_mask(ctx.params) if t.decay_mask is not None else jax.tree.map(lambda _: True, ctx.params)
+    n = sum(x.size for x in jax.tree.leaves(ctx.params))
+    keys = jax.random.split(jax.random.fold_in(ctx.key, 6), _num_maps(ctx))   # the maps sharpness_dim samples
+
+    def one(key):
+        k_batch, _ = jax.random.split(key)
+        _, hvp = jax.linearize(jax.grad(_sampled_loss(ctx, k_batch)), ctx.params)
+        mv = lambda v: jax.tree.map(lambda h, x, m: h + (wd * x if m else 0.0 * x), hvp(v), v, mask)  # noqa: E731
+        nodes, w = slq_nodes(mv, ctx.params, jax.random.fold_in(key, 2), t.slq_iters, t.trace_samples)
+        return gd_exponent_quantiles(nodes, w, lr, n)
+
+    ell = jnp.mean(jax.lax.map(one, keys), axis=0)              # [n]: mean over maps of the sorted exponents
+    return {"sharpness_dim_slq": kaplan_yorke_dimension(ell)[0], "slq_lyapunov_top": ell[0]}
+
+
+@register_quantity("sharpness_dim_step_slq", needs_step=True)
+def _sharpness_dim_step_slq(ctx: Context) -> dict:
+    t = ctx.tracker
+    keys = jax.random.split(jax.random.fold_in(ctx.key, 6), _num_maps(ctx))
+
+    def dimension(update):
+        def one(key):
+            lin = _linear_step(ctx, key, update)
+            nodes, w = slq_nodes(lambda v: lin.vjp(lin.jvp(v)), lin.x0, jax.random.fold_in(key, 2), t.slq_iters,
+                                 t.trace_samples)
+            ell = 0.5 * jnp.log(jnp.maximum(nodes, jnp.finfo(nodes.dtype).tiny))  # σ² ≥ 0; rounding dips below
+            return quantile_exponents(ell, w, lin.x0.shape[0])
+
+        ell = jnp.mean(jax.lax.map(one, keys), axis=0)
+        return kaplan_yorke_dimension(ell)[0], ell[0]
+
+    out = dict(zip(("sharpness_dim_step_slq", "step_slq_lyapunov_top"), dimension(None)))
+    if ctx.step.frozen_update is not None and ctx.precond is not None:   # the step with P held (Adam): no ∂(1/√v)
+        frozen = dimension(ctx.step.frozen_update(ctx.precond))
+        out.update(zip(("sharpness_dim_step_slq_frozen", "step_slq_lyapunov_top_frozen"), frozen))
+    return out

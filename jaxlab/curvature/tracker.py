@@ -25,7 +25,8 @@ Records (scalars per run):
                    (Adam: (1 − β1^{t+1})(√v̂ + ε), jaxlab.optim.preconditioners)
   alignment        align_* cosines of ∇λ1 with the parameters and the gradient
   layer_shares     share/<layer>: each parameter leaf's share of the top eigenvector's squared norm
-  step_flip, sharpness_dim, step_dense     the step map's flip multiplier and sharpness dimension (step_quantities)
+  step_flip, sharpness_dim, step_dense, sharpness_dim_dense, sharpness_dim_slq
+                   the step map's flip multiplier and sharpness dimension, dense and from SLQ (step_quantities)
   zo_stability, zo_dense                   ZO mean-square boundary, bounds and dense value (zo_quantities)
 
 Warm start (``curvature.warm_start``): each measurement starts Lanczos from the previous one's top-k eigenvectors
@@ -56,8 +57,10 @@ def default_config() -> ml_collections.ConfigDict:
     """The ``curvature`` section."""
     return ml_collections.ConfigDict(dict(
         every=0,               # 0 = off; else measure every k steps (a multiple of train.log_every)
+        at_start=True,         # also measure at step 0 (False with every = train.steps: the final state only)
         # what to record, keys of jaxlab.curvature.quantities.QUANTITIES: sharpness | eig_gap | trace | ntk |
         # preconditioned | alignment | layer_shares | step_flip | sharpness_dim | step_dense (small models) |
+        # sharpness_dim_dense (small models) | sharpness_dim_slq |
         # zo_stability | zo_dense (small models). An optimiser whose threshold is on λ1(P⁻¹H) adds preconditioned
         # to sharpness by itself.
         quantities=("sharpness",),
@@ -68,7 +71,8 @@ def default_config() -> ml_collections.ConfigDict:
         chunk_size=0,          # examples per HVP pass (bounds activation memory); 0 = the whole set at once
         trace_samples=10,      # Hutchinson probe vectors for "trace" (and SLQ probes for zo_stability)
         step_iters=40,         # Arnoldi / Lanczos steps on the step map (step_flip, sharpness_dim)
-        dim_samples=4,         # sampled maps averaged by sharpness_dim (ZO directions, minibatches)
+        dim_samples=4,         # sampled maps averaged by sharpness_dim[_dense|_slq] (ZO directions, minibatches)
+        slq_iters=64,          # Lanczos steps per SLQ probe of sharpness_dim_slq (probes: trace_samples)
         seed=0,                # the curvature key, folded with the training step at each measurement
         warm_start=True,       # start each measurement's Lanczos from the previous top-k eigenvectors
     ))
@@ -88,6 +92,7 @@ class Tracker:
     trace_samples: int = 10
     step_iters: int = 40
     dim_samples: int = 4
+    slq_iters: int = 64
     seed: int = 0
     warm_start: bool = True
     zo_directions: int = 1               # optim.zo_directions: the n of the ZO stability quantities
@@ -187,6 +192,7 @@ def make_tracker(config, loss_fn: Callable, *, declared: Declared | None = None,
     return Tracker(loss_fn=loss_fn, quantities=names, declared=declared, num_iters=cfg.num_iters,
                    k=max(cfg.k, 2 if "eig_gap" in names else 1), chunk_size=cfg.chunk_size,
                    trace_samples=cfg.trace_samples, step_iters=cfg.step_iters, dim_samples=cfg.dim_samples,
+                   slq_iters=cfg.slq_iters,
                    seed=cfg.seed, warm_start=bool(cfg.warm_start), apply_fn=apply_fn,
                    zo_directions=int(config.optim.zo_directions), batch_size=int(config.train.batch_size),
                    decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind,
@@ -227,6 +233,7 @@ def check(config, declared: Declared | None = None):
             f"must be >= the {k} eigenvalues asked for (curvature.k, and 2 for eig_gap)")
     require(c.step_iters >= k, "curvature.step_iters", c.step_iters, f"must be >= curvature.k={k}")
     require(c.dim_samples >= 1, "curvature.dim_samples", c.dim_samples, "must be >= 1")
+    require(c.slq_iters >= 1, "curvature.slq_iters", c.slq_iters, "must be >= 1")
     require(c.chunk_size >= 0, "curvature.chunk_size", c.chunk_size, "must be >= 0 (0 = the whole set at once)")
     if any(QUANTITIES[n].needs_trace for n in names) or "zo_stability" in names:
         require(c.trace_samples > 1, "curvature.trace_samples", c.trace_samples, "must be >= 2")

@@ -9,20 +9,21 @@ import ml_collections
 from jaxlab.config import require, require_choice
 from jaxlab.data.batching import sample_batch, steps_per_epoch
 from jaxlab.data.dataset import Dataset
-from jaxlab.data import cifar10, mnist1d, mqar, text
+from jaxlab.data import cifar10, mnist1d, modular, mqar, text
 
 LOADERS = {
     "mnist1d": mnist1d.load,
     "cifar10": cifar10.load,
     "text": text.load,
     "mqar": mqar.load,
+    "modular": modular.load,
 }
 
 
 def default_config() -> ml_collections.ConfigDict:
     """The ``data`` section."""
     return ml_collections.ConfigDict(dict(
-        name="mnist1d",        # mnist1d | cifar10 | text | mqar
+        name="mnist1d",        # mnist1d | cifar10 | text | mqar | modular
         num_train=0,           # 0 = all training examples, else the first num_train
         num_test=0,            # 0 = all test examples
         standardize=True,      # per-feature (mnist1d) / per-channel (cifar10) standardisation from train stats
@@ -33,13 +34,15 @@ def default_config() -> ml_collections.ConfigDict:
         kv_pool="shared",      # mqar: shared | split (Zoology's keys-low/values-high halves; see data/mqar.py)
         queries="uniform",     # mqar: uniform | zoology (Zoology's power-law query gaps and noise tokens)
         num_examples=4096,     # mqar: training sequences (test set is a quarter of that)
+        modulus=97,            # modular: p in a + b mod p (p² pairs)
+        train_fraction=0.5,    # modular: share of the p² pairs in the training set
         cache_dir="",          # where generated data is cached ("" = $JAXLAB_CACHE or ~/.cache/jaxlab)
     ))
 
 
 # Training-set sizes known without loading (text: known only once the file is read).
 _FULL_TRAIN = {"mnist1d": lambda cfg: mnist1d.NUM_TRAIN, "cifar10": lambda cfg: 50_000,
-               "mqar": lambda cfg: cfg.num_examples}
+               "mqar": lambda cfg: cfg.num_examples, "modular": modular.num_train}
 
 
 def train_size(cfg) -> int | None:
@@ -70,6 +73,8 @@ def check(config):
         text.check_path(d.path)
     if d.name == "mqar":
         mqar.check(d)
+    if d.name == "modular":
+        modular.check(d)
     if d.name == "cifar10":
         cifar10.find(d.path)  # raises a ConfigError with download instructions when absent
 

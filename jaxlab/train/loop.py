@@ -53,8 +53,9 @@ def schedule_points(config) -> list[tuple[int, int]]:
 def measure_flags(config, step: int) -> dict:
     steps = config.train.steps
     ev, cv = config.train.eval_every, config.curvature.every
+    at_start = step > 0 or config.curvature.at_start   # a final-state measurement skips the costly step 0
     return {"test": ev == 0 or step % ev == 0 or step == steps,
-            "curvature": cv > 0 and (step % cv == 0 or step == steps)}
+            "curvature": cv > 0 and at_start and (step % cv == 0 or step == steps)}
 
 
 class Compiled:
