@@ -1,8 +1,8 @@
 """Generalization at the edge of stability (Tuci et al., 2026, arXiv:2604.19740): does the sharpness dimension
 rank the generalization gap better than λ1 and tr H? Minibatch SGD on a tanh MLP 40-16-10 (826 parameters, so
-the dense per-map SVD of the step map is affordable), MSE, MNIST-1D (1,000 training examples). MSE because with
-cross-entropy this model ends far below the edge (λ1·η/2 = 0.05–0.43 at η ≤ 0.4, measured); here λ1·η/2 ends at
-0.68–1.0 (batch 256 at 0.95–1.0), and η = 1.2 diverges.
+the dense per-map SVD of the step map is affordable), MSE, MNIST-1D (1,000 training examples). MSE because
+with cross-entropy this model ends far below the edge (λ1·η/2 = 0.05–0.43 at η ≤ 0.4, measured); here λ1·η/2
+ends at 0.43–1.0 (batch 256 at 0.91–1.0), and η = 1.2 diverges.
 
     python -m experiments.gen_eos --workdir runs/gen_eos
 
