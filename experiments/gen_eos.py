@@ -17,7 +17,7 @@ gen.mode = "grokking": one run per seed tracked through training; summary.json["
 accuracy reaches gen.fit_accuracy and test accuracy gen.grok_accuracy, and where each tracked curvature measure
 moves most relative to them. Plot: grokking.png (accuracies; sharpness dimension; λ1 and tr H, against step).
 
-CPU time (2 heavily shared cores): kendall 4.6–5.2 min wall (16 runs), grokking 1.9 min.
+CPU time: ~5 min (16 runs; 2 heavily shared cores), grokking config ~2 min
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ Writes config.json, metrics.jsonl, summary.json ("recall": a row per kind × d_m
 best lr, mean/std over seeds; "recall_by_lr": every lr; "kernels"; "bag_of_values": the generator's token-id
 baseline), recall.png (recall vs state size, a line per kind, a panel per num_kv_pairs), loss_curves.png,
 loss_bands.png, and prints the table. Measurements: docs/lm.md.
+
+CPU time: ~22 min wall on 2 loaded cores (17.8 min of CPU), over the issue's 15-minute budget
 """
 from __future__ import annotations
 
