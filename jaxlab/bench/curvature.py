@@ -13,7 +13,7 @@ Rows:
   Lanczos-k chunk. the same with the chunked HVP (on CPU smaller working sets run faster)
   Lanczos-k lin.   the same with ``make_hvp(linearize=True)``: forward/backward once, then tangent passes only
   power-k          ``--iters`` power-iteration steps (chunked HVP)
-Aims (issue 3): HVP ≤ 2 gradients; 20-step Lanczos ≤ 25 gradients.
+Aims: HVP ≤ 2 gradients; 20-step Lanczos ≤ 25 gradients.
 """
 from __future__ import annotations
 

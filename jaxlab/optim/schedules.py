@@ -113,7 +113,7 @@ def refined(t, T, p, cfg):
 
     values = jnp.asarray(refined_multiplier_values(cfg.refine_path, cfg.refine_width, cfg.refine_norm))
     # The refinement is the whole shape, warmup included (Defazio et al.: small early η where early gradients are
-    # large), so warmup_steps is ignored — stacking a second warmup on it would cut the recorded curve (issue 14).
+    # large), so warmup_steps is ignored — stacking a second warmup on it would cut the recorded curve.
     # The recorded run's step i sits at progress i/N of training, so a refinement transfers to another budget.
     index = progress(t, 0.0, T) * values.shape[0]
     return jnp.interp(index, jnp.arange(values.shape[0], dtype=jnp.float32), values)

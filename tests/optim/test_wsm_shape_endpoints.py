@@ -1,5 +1,5 @@
 """WSM decay shapes (jaxlab/checkpoint/coefficients.py; lives here because tests/checkpoint is outside this change's
-files): every shape decays from 1 to its end value 0, so the merge schemes are comparable (issue 14)."""
+files): every shape decays from 1 to its end value 0, so the merge schemes are comparable."""
 import numpy as np
 import pytest
 
