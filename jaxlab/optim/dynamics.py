@@ -59,12 +59,6 @@ def declaration(cfg, name: str | None = None) -> Declared:
     return fn(cfg) if fn is not None else Declared()
 
 
-def threshold(cfg, numbers: dict):
-    """The declared threshold at ``numbers`` (possibly traced), or None."""
-    t = declaration(cfg).threshold
-    return None if t is None else t(numbers)
-
-
 class Step(NamedTuple):
     """One real optimiser step as functions, built per call from the (possibly traced) numbers.
 
