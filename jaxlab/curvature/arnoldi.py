@@ -16,6 +16,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxlab.curvature import linalg
+
 
 def arnoldi(mv: Callable[[jax.Array], jax.Array], v: jax.Array, m: int, key: jax.Array):
     """m Arnoldi steps of ``mv`` ([n] -> [n]) from v [n] (normalised here), classical Gram–Schmidt applied twice.
@@ -59,7 +61,7 @@ def ritz(H: jax.Array):
     """Ritz values z [m] (complex) of the Hessenberg H [m+1, m] and their residual bounds [m] ‖A y − z y‖ =
     |h_{m+1,m}| · |last entry of the unit Ritz vector|."""
     m = H.shape[1]
-    z, s = jnp.linalg.eig(H[:m])
+    z, s = linalg.eig(H[:m])
     s = s / jnp.linalg.norm(s, axis=0, keepdims=True)
     return z, jnp.abs(H[m, m - 1]) * jnp.abs(s[m - 1])
 

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxlab.curvature import linalg
 from jaxlab.tree import tree_random_normal, tree_scale, tree_vdot
 
 PyTree = Any
@@ -88,7 +89,7 @@ def lanczos_tridiag(mv: Callable, v: jax.Array, m: int, key: jax.Array):
 def tridiag_eigh(alpha: jax.Array, beta: jax.Array):
     """Eigen-decomposition (ascending θ [m], S [m, m]) of the Lanczos matrix T from alpha [m], beta [m]."""
     tri = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-    return jnp.linalg.eigh(tri)
+    return linalg.eigh(tri)
 
 
 def lanczos(matvec: Callable, params: PyTree, key: jax.Array, num_iters: int, k: int = 1,

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxlab.curvature import linalg
 from jaxlab.curvature.alignment import alignment, layer_shares
 from jaxlab.curvature.lanczos import lanczos
 from jaxlab.curvature.ntk import mse_row_weights, ntk_top_eigenvalues
@@ -98,7 +99,7 @@ def dense_operator_eigvalsh(ctx: Context):
     if ctx.precond is not None:
         s = 1.0 / jnp.sqrt(ravel_pytree(ctx.precond)[0])
         H = H * s[:, None] * s[None, :]
-    return jnp.linalg.eigvalsh(0.5 * (H + H.T))
+    return linalg.eigvalsh(0.5 * (H + H.T))
 
 
 # ------------------------------------------------------------------------------------------------ quantities

@@ -32,6 +32,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxlab.curvature import linalg
 from jaxlab.curvature.dimension import gd_exponent_quantiles, kaplan_yorke_dimension, quantile_exponents
 from jaxlab.curvature.quantities import Context, loss_on, register_quantity
 from jaxlab.curvature.spectrum import slq_nodes
@@ -99,8 +100,8 @@ def _dense_maps(ctx: Context, flips: bool):
 
     def one(key):
         J = dense_step_jacobian(_linear_step(ctx, key))
-        logs = jnp.log(jnp.linalg.svd(J, compute_uv=False))
-        return (logs, jnp.min(jnp.real(jnp.linalg.eigvals(J)))) if flips else (logs, jnp.zeros((), logs.dtype))
+        logs = jnp.log(linalg.svdvals(J))
+        return (logs, jnp.min(jnp.real(linalg.eigvals(J)))) if flips else (logs, jnp.zeros((), logs.dtype))
 
     return jax.lax.map(one, keys)
 

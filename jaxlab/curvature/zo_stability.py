@@ -45,6 +45,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxlab.curvature import linalg
 from jaxlab.tree import tree_rademacher, tree_vdot
 
 _GRID = (-8, 41)   # deterministic_limit searches x = 2^k, k in [-8, 40], for the first unstable B(x)
@@ -54,9 +55,9 @@ def _stable(mode_map: Callable, x, p):
     """ρ(B(x)) < 1 for a scalar x ≳ 2^-8: X = BXBᵀ + I has a positive definite solution iff B is stable."""
     B, _ = mode_map(x, p)
     k = B.shape[0]
-    X = jnp.linalg.solve(jnp.eye(k * k, dtype=B.dtype) - jnp.kron(B, B), jnp.eye(k, dtype=B.dtype).reshape(-1))
+    X = linalg.solve(jnp.eye(k * k, dtype=B.dtype) - jnp.kron(B, B), jnp.eye(k, dtype=B.dtype).reshape(-1))
     X = X.reshape(k, k)
-    return jnp.all(jnp.isfinite(X)) & (jnp.linalg.eigvalsh(0.5 * (X + X.T))[0] > 0)
+    return jnp.all(jnp.isfinite(X)) & (linalg.eigvalsh(0.5 * (X + X.T))[0] > 0)
 
 
 def _scaled_gain(mode_map: Callable, x, p):
@@ -69,13 +70,13 @@ def _scaled_gain(mode_map: Callable, x, p):
     k = B.shape[0]
     B0, _ = mode_map(jnp.zeros_like(x), p)
     B1 = jax.jacfwd(lambda t: mode_map(t, p)[0])(x)                   # dB/dx, constant for affine B
-    U, _, Vh = jnp.linalg.svd(B0 - jnp.eye(k, dtype=B.dtype))
+    U, _, Vh = linalg.svd(B0 - jnp.eye(k, dtype=B.dtype))
     r, l = Vh[-1], U[:, -1]
     s = B1 @ r
     b = jnp.kron(s, r) + jnp.kron(r, s) + x * jnp.kron(s, s)
     top = jnp.concatenate([jnp.eye(k * k, dtype=B.dtype) - jnp.kron(B, B), -b[:, None]], axis=1)
     bottom = jnp.concatenate([jnp.kron(l, l), jnp.zeros((1,), B.dtype)])[None]
-    sol = jnp.linalg.solve(jnp.concatenate([top, bottom]), jnp.concatenate([jnp.kron(c, c), jnp.zeros(1, B.dtype)]))
+    sol = linalg.solve(jnp.concatenate([top, bottom]), jnp.concatenate([jnp.kron(c, c), jnp.zeros(1, B.dtype)]))
     return sol[-1] * r[0] ** 2 + x * sol[0]
 
 
