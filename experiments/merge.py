@@ -18,8 +18,7 @@ from jaxlab.evaluate import Evaluator
 from jaxlab.io import read_json
 
 
-def main(argv=None) -> int:
-    """``python -m experiments.merge --workdir DIR --scheme cosine --window 8 [--interval N] [--end STEP]``."""
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.merge", description=main.__doc__)
     p.add_argument("--workdir", required=True)
     p.add_argument("--scheme", required=True, help=f"one of {sorted(SCHEMES)}")
@@ -28,7 +27,12 @@ def main(argv=None) -> int:
                    "the run's checkpoint.every)")
     p.add_argument("--end", type=int, default=None, help="last step of the window (default: the latest)")
     p.add_argument("--decay", type=float, default=0.9, help="ema: decay per checkpoint")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    """``python -m experiments.merge --workdir DIR --scheme cosine --window 8 [--interval N] [--end STEP]``."""
+    args = parser().parse_args(argv)
     try:
         check_request(args.workdir, args.scheme, args.window, args.interval, args.end, args.decay)  # before compute
         evaluate = Evaluator(read_json(os.path.join(args.workdir, "config.json")))

@@ -1,5 +1,6 @@
 """Every bad command-line input is one line on stderr, exit code 2, before any compute and before the workdir is
-touched; and ``python -m experiments`` lists the experiments."""
+touched: a bad flag or value, a number that is not finite, a ``--config.KEY`` flag that a sweep axis also sets, a
+workdir that cannot be written; and ``python -m experiments`` lists the experiments."""
 import os
 import subprocess
 import sys
@@ -21,6 +22,14 @@ CASES = [  # (experiment, arguments, text the one line must contain)
     ("wsm", ["--config.wsm.counts=(1,)"], "wsm.counts"),
     ("wsm", ["--config.sweep.axes=optim.lr=0.1"], "config.sweep.axes"),
     ("schedules", ["--config.sweep.axes=model.widths=(3,3)"], "cannot be swept here"),
+    ("eos_weight_decay", ["--config.optim.lr=inf"], "config.optim.lr=inf: must be a finite number"),
+    ("eos_weight_decay", ["--config.optim.b1=nan"], "config.optim.b1=nan: must be a finite number"),
+    ("eos_weight_decay", ["--config.sweep.axes=optim.weight_decay=0,1e999"], "=inf: must be a finite number"),
+    ("eos_weight_decay", ["--config.optim.lr=0.05"],  # the config's sweep.axes also sets optim.lr
+     "--config.optim.lr=0.05 conflicts with config.sweep.axes, which sets optim.lr=0.1,0.2"),
+    ("eos_weight_decay", ["--config.sweep.axes=optim.lr=0.1,0.2", "--config.optim.lr=0.3"], "conflicts with"),
+    ("eos_weight_decay", ["--workdir=/proc/nope"], "--workdir=/proc/nope: cannot write there"),
+    ("eos_weight_decay", [f"--workdir={os.path.abspath(__file__)}"], "cannot write there (not a directory)"),
 ]
 
 
