@@ -5,8 +5,6 @@
 
 Writes the merged parameters to DIR/merged/<scheme>-w<window>-i<interval>/<set> (an orbax checkpoint) and their
 train/test loss and accuracy, with the last checkpoint's for comparison, into DIR/summary.json under "merge".
-
-CPU time: seconds
 """
 import argparse
 import os
@@ -16,6 +14,10 @@ from jaxlab.checkpoint import SCHEMES, CheckpointError, MergeError, merge_workdi
 from jaxlab.checkpoint.merge import check_request
 from jaxlab.evaluate import Evaluator
 from jaxlab.io import read_json
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Merge a run's checkpoints and evaluate the result (uniform, EMA or a WSM decay shape)"
+CPU_TIME = "seconds"
 
 
 def parser() -> argparse.ArgumentParser:

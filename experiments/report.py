@@ -8,6 +8,10 @@ import sys
 
 from jaxlab.report import write_report
 
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Turn a finished run or sweep directory into a self-contained report"
+CPU_TIME = "seconds"
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n")[0])

@@ -4,8 +4,6 @@
     out = schedule_study(config, workdir)        # {"rows": [...], "table": markdown, ...}
 
 Writes metrics.jsonl, summary.json, results.md, schedules.png, lr_curves.json and grad_norms_<source>.npy.
-
-CPU time: ~2.5 min, 2 cores
 """
 from __future__ import annotations
 
@@ -25,6 +23,10 @@ from jaxlab.sweep.plan import seed_list
 from jaxlab.stats import final_stats, markdown_table
 from experiments.optim_studies import (METRICS, finish, run_points, split_axes,
                                        write_records)
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Learning-rate schedules side by side at equal budget, plus a refined schedule"
+CPU_TIME = "~2.5 min"
 
 
 def check_schedule_study(config):

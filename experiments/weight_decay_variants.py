@@ -4,8 +4,6 @@
     out = weight_decay_study(config, workdir)    # {"rows": [...], "table": markdown, ...}
 
 Writes metrics.jsonl (every record tagged with its run), summary.json, results.md and weight_decay_variants.png.
-
-CPU time: ~2 min, 2 cores
 """
 from __future__ import annotations
 
@@ -23,6 +21,10 @@ from jaxlab.stats import final_stats, markdown_table
 from jaxlab.sweep.plan import seed_list
 from experiments.optim_studies import (METRICS, curvature_keys, finish, run_points, split_axes,
                                        write_records)
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Weight-decay variants × λ × lr, vmapped over seeds"
+CPU_TIME = "~2 min"
 
 
 def check_weight_decay_study(config):

@@ -64,3 +64,15 @@ def test_experiments_are_listed():
     for name in names:
         line = next((ln for ln in proc.stdout.splitlines() if ln.strip().startswith(name + " ")), "")
         assert line and "[" in line, f"{name} missing or without CPU time:\n{proc.stdout}"
+
+
+def test_listed_times_are_the_documented_ones():
+    """Each experiment's CPU_TIME is the time docs/experiments.md gives for its plain command."""
+    from experiments.__main__ import experiments
+
+    rows = open(os.path.join(ROOT, "docs", "experiments.md"), encoding="utf-8").read().splitlines()
+    for name, purpose, cpu in experiments():
+        row = next((r for r in rows if r.startswith(f"| `python -m experiments.{name}`")
+                    or r.startswith(f"| `python -m experiments.{name} --workdir")), None)
+        assert row is not None, f"docs/experiments.md has no row for {name}"
+        assert purpose and row.rstrip(" |").rsplit("|", 1)[1].strip() == cpu, (name, cpu, row)

@@ -207,7 +207,10 @@ def parse_error(module_name: str, argv: list[str]) -> str | None:
     return f"takes no flags, given {argv}" if argv else None
 
 
-@pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")  # ml_collections loading a config file
+LOADING_CONFIGS = pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")  # ml_collections' loader
+
+
+@LOADING_CONFIGS
 @pytest.mark.parametrize("where,module,argv,expected", COMMANDS,
                          ids=[f"{w}:{' '.join([m] + a)}"[:120] for w, m, a, _ in COMMANDS])
 def test_documented_command_parses(where, module, argv, expected, monkeypatch):
@@ -223,6 +226,7 @@ def test_documented_command_parses(where, module, argv, expected, monkeypatch):
         assert error is not None and re.fullmatch(".*".join(map(re.escape, expected.split("..."))), error), where
 
 
+@LOADING_CONFIGS
 def test_commands_are_found():
     """The extraction itself: continuation lines, comments, optional parts, code spans, every kind of source."""
     text = ("python -m kernels.bench --shapes 1,2,3,4 \\\n    --fla on   # a comment\n"

@@ -18,8 +18,6 @@ about 6x the linear kinds' CPU time; not run).
 
 Far below Zoology's scale (vocabulary 8,192, T up to 512, tens of thousands of steps): see
 experiments/configs/mqar_recall_paper.py for that grid on a GPU/TPU.
-
-CPU time: 17.8 min (21.9 min wall on 2 cores shared at load 4-9; docs/lm.md)
 """
 import ml_collections
 
