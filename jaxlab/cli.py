@@ -4,7 +4,7 @@
     if __name__ == "__main__":
         cli.main(main, __file__)     # --config (default experiments/configs/<name>.py, locked), --workdir, ...
 
-    config = cli.parse_command("experiments/eos_weight_decay.py", ["prog", "--config.optim.lr=0.05"])  # no run
+    config = cli.parse_command("experiments/eos_weight_decay.py", ["prog", "--config.train.steps=100"])  # no run
 
 Flags are defined only when an experiment runs as a script, so experiment modules import cleanly (tests,
 notebooks). What the user sees on stderr:
@@ -17,6 +17,7 @@ notebooks). What the user sees on stderr:
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import shlex
@@ -162,10 +163,12 @@ def _prepare(workdir: str, resuming: bool) -> tuple[str, bool]:
     created = not os.path.exists(path)
     try:
         if os.path.exists(path) and not os.path.isdir(path):
-            raise NotADirectoryError(20, "not a directory", path)
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
         path = prepare_workdir(workdir, FLAGS.overwrite, resume=resuming)
         with tempfile.TemporaryFile(dir=path):
             pass
+    except WorkdirExistsError:
+        raise
     except OSError as e:
         if created and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)

@@ -51,6 +51,7 @@ def test_existing_results_are_kept(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={tmp_path}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--overwrite" in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"error: --workdir={tmp_path} already holds results"), proc.stderr
     assert (tmp_path / "summary.json").read_text() == '{"kept": true}\n'
     assert sorted(os.listdir(tmp_path)) == ["summary.json"]
 
