@@ -1,11 +1,9 @@
 """Storage faults as plain Python: a failed write is an OSError naming the path (whether Python or orbax wrote),
-and a read orbax gave up on leaves nothing behind on stderr. Imports no jaxlab module.
+and a read or write orbax gave up on leaves nothing behind on stderr. Imports no jaxlab module.
 
+    forgive_stray_callbacks()                               # once, before orbax is used
     with storage_errors(directory):                         # a full disk: OSError(ENOSPC, ..., directory)
         mngr.save(step, args=...)
-
-    except Exception:                                       # a read orbax gave up on (a corrupt checkpoint)
-        forgive_stray_reads()
 
     print(fatal_message(fault, "python -m experiments.eos_weight_decay --workdir=runs/eos", resumable=True))
 """
@@ -58,13 +56,15 @@ def storage_errors(path: str):
 _previous_hook = None
 
 
-def forgive_stray_reads() -> None:
-    """Drop the ``RuntimeError: Event loop is closed`` that follow a failed orbax read.
+def forgive_stray_callbacks() -> None:
+    """Drop the ``RuntimeError: Event loop is closed`` that follow a failed orbax read or write.
 
-    orbax runs a restore on a fresh event loop and closes it as soon as one read fails; tensorstore then
-    completes the reads still in flight and calls back into that closed loop. Each such callback's error reaches
-    ``sys.unraisablehook`` with no object and would print a traceback although nothing is wrong. Installed once,
-    on the first failed read; every other unraisable error goes to the hook that was there before."""
+    orbax runs a restore (or a save's commit) on a fresh event loop and closes it as soon as one operation fails;
+    tensorstore then completes the operations still in flight and calls back into that closed loop. Each such
+    callback's error reaches ``sys.unraisablehook`` with no object and would print a traceback, although the
+    failure itself is reported (a corrupt checkpoint skipped, a full disk). The callbacks can come before the
+    failure reaches the caller, so this is installed up front (idempotent); every other unraisable error goes to
+    the hook that was there before."""
     global _previous_hook
     if _previous_hook is not None:
         return

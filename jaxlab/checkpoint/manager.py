@@ -42,8 +42,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxlab.faults import forgive_stray_reads
 from jaxlab.distributed import barrier, is_writer
+from jaxlab.faults import forgive_stray_callbacks
 
 FORMAT = 2
 STATE_ITEMS = ("params", "opt_state", "train")  # TrainState fields other than params/opt_state go to "train"
@@ -57,6 +57,7 @@ class CheckpointError(RuntimeError):
 def open_manager(directory: str, ckpt_cfg=None, *, read_only: bool = False) -> ocp.CheckpointManager:
     """A CheckpointManager on ``directory`` with the config's retention: the latest ``keep_last`` steps plus
     every step that is a multiple of ``keep_every`` (0: none). ckpt_cfg None: keep everything (reading)."""
+    forgive_stray_callbacks()  # a failed read or write must not print orbax's closed-loop callbacks
     keep_last = getattr(ckpt_cfg, "keep_last", 0) or None
     keep_every = getattr(ckpt_cfg, "keep_every", 0) or None
     # read_only: no directory creation, no clean-up; orbax's own read_only mode only adds log noise.
@@ -198,7 +199,6 @@ def _restore_item(mngr, step: int, item: str, meta: dict) -> dict:
     try:
         tree = _restore_numpy(mngr, step, item)
     except Exception as e:  # orbax/tensorstore raise many types for a missing or torn file
-        forgive_stray_reads()
         raise CheckpointError(f"{where} cannot be read: {e}") from e
     if _checksums(tree) != sums[item]:
         raise CheckpointError(f"{where}: {item} fails its checksums")
