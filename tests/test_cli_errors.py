@@ -29,7 +29,7 @@ CASES = [  # (experiment, arguments, text the one line must contain)
      "--config.optim.lr=0.05 conflicts with config.sweep.axes, which sets optim.lr=0.1,0.2"),
     ("eos_weight_decay", ["--config.sweep.axes=optim.lr=0.1,0.2", "--config.optim.lr=0.3"], "conflicts with"),
     ("eos_weight_decay", ["--workdir=/proc/nope"], "--workdir=/proc/nope: cannot write there"),
-    ("eos_weight_decay", [f"--workdir={os.path.abspath(__file__)}"], "cannot write there (not a directory)"),
+    ("eos_weight_decay", ["--workdir=tests/test_cli_errors.py"], "cannot write there (not a directory)"),
 ]
 
 
