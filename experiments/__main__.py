@@ -1,13 +1,24 @@
-"""``python -m experiments``: every experiment with its one-line purpose and typical CPU time.
+"""``python -m experiments``: every experiment with its purpose and typical time on 2 CPU cores.
 
-Reads each module's docstring (its first line, and a line starting "CPU time:") without importing it, so the
-list appears at once. Run one with ``python -m experiments.NAME --workdir runs/NAME``.
+Each runnable module states both as data, ``PURPOSE = "..."`` and ``CPU_TIME = "..."``; they are read from the
+module's source (literal assignments) without importing it, so the list appears at once. Run one with
+``python -m experiments.NAME --workdir runs/NAME``.
 """
 import ast
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOT_EXPERIMENTS = {"__init__", "__main__", "optim_studies"}  # shared code, not something to run
+FIELDS = ("PURPOSE", "CPU_TIME")
+
+
+def metadata(path: str) -> dict:
+    """{"PURPOSE": ..., "CPU_TIME": ...}: the module's top-level literal assignments of those names."""
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+            if isinstance(node, ast.Assign) and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name) and node.targets[0].id in FIELDS}
 
 
 def experiments() -> list[tuple[str, str, str]]:
@@ -15,13 +26,9 @@ def experiments() -> list[tuple[str, str, str]]:
     out = []
     for f in sorted(os.listdir(HERE)):
         name, ext = os.path.splitext(f)
-        if ext != ".py" or name in NOT_EXPERIMENTS:
-            continue
-        with open(os.path.join(HERE, f)) as fh:
-            doc = ast.get_docstring(ast.parse(fh.read())) or ""
-        lines = doc.splitlines()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("CPU time:")), "")
-        out.append((name, lines[0].split(" Config:")[0] if lines else "", cpu))
+        if ext == ".py" and name not in NOT_EXPERIMENTS:
+            meta = metadata(os.path.join(HERE, f))
+            out.append((name, meta.get("PURPOSE", ""), meta.get("CPU_TIME", "")))
     return out
 
 

@@ -6,14 +6,16 @@ Tracks λ1(P⁻¹H) with P = √v̂ + ε, v̂ = ν/(1 − β2ᵗ) (the denominat
 before the first update), against (2 + 2β1)/((1 − β1)η). The claim (Cohen et al., 2022): it rises to that
 threshold and hovers there — checked per learning rate as the last-quarter mean ratio within 10% of 1, written to
 summary.json["claim"]. Outputs as eos_weight_decay's (eos_sharpness.png draws the preconditioned sharpness).
-
-CPU time: ~1.5 min, 2 cores
 """
 from __future__ import annotations
 
 from jaxlab import cli
 from jaxlab.experiment import run_grid
 from experiments.eos_weight_decay import write_eos_outputs
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Adam at the edge of stability: preconditioned sharpness against 38/η"
+CPU_TIME = "~1 min"
 
 
 def hovers(rows, tolerance: float = 0.1) -> dict:

@@ -4,8 +4,6 @@
 
 Writes config.json, metrics.jsonl, summary.json (grid statistics, "eos" per run, tracking cost),
 eos_sharpness.png, eos_loss.png, loss_curves.png and loss_bands.png, and prints the per-run table.
-
-CPU time: ~1.5 min (MLP), ~2 min (CNN config), 2 cores
 """
 from __future__ import annotations
 
@@ -18,6 +16,10 @@ from jaxlab.bench import timed
 from jaxlab.eos import _r, eos_plots, eos_summary, format_table, sharpness_key
 from jaxlab.experiment import run_grid, write_grid_outputs
 from jaxlab.train import Compiled, default_hp, make_train
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Edge of stability and weight decay (full-batch GD)"
+CPU_TIME = "~2.7 min (MLP), ~2 min (CNN)"
 
 
 def curvature_cost(config, dataset=None, reps: int = 3) -> dict:

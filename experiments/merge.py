@@ -5,8 +5,6 @@
 
 Writes the merged parameters to DIR/merged/<scheme>-w<window>-i<interval>/<set> (an orbax checkpoint) and their
 train/test loss and accuracy, with the last checkpoint's for comparison, into DIR/summary.json under "merge".
-
-CPU time: seconds
 """
 import argparse
 import os
@@ -17,9 +15,12 @@ from jaxlab.checkpoint.merge import check_request
 from jaxlab.evaluate import Evaluator
 from jaxlab.io import read_json
 
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Merge a run's checkpoints and evaluate the result (uniform, EMA or a WSM decay shape)"
+CPU_TIME = "seconds"
 
-def main(argv=None) -> int:
-    """``python -m experiments.merge --workdir DIR --scheme cosine --window 8 [--interval N] [--end STEP]``."""
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.merge", description=main.__doc__)
     p.add_argument("--workdir", required=True)
     p.add_argument("--scheme", required=True, help=f"one of {sorted(SCHEMES)}")
@@ -28,7 +29,12 @@ def main(argv=None) -> int:
                    "the run's checkpoint.every)")
     p.add_argument("--end", type=int, default=None, help="last step of the window (default: the latest)")
     p.add_argument("--decay", type=float, default=0.9, help="ema: decay per checkpoint")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    """``python -m experiments.merge --workdir DIR --scheme cosine --window 8 [--interval N] [--end STEP]``."""
+    args = parser().parse_args(argv)
     try:
         check_request(args.workdir, args.scheme, args.window, args.interval, args.end, args.decay)  # before compute
         evaluate = Evaluator(read_json(os.path.join(args.workdir, "config.json")))

@@ -53,10 +53,6 @@ def curvature_keys(records: Sequence[dict]) -> list[str]:
     return [k for k in last if k not in base and "/" not in k and isinstance(last[k], (int, float))]
 
 
-def seeds_of(config) -> list[int]:
-    return list(range(config.seed, config.seed + config.sweep.seeds))
-
-
 def split_axes(config, structural: str, traced: tuple[str, ...]):
     axes = parse_axes(config.sweep.axes, config)
     values = axes.pop(structural, None) or [get_path(config, structural)]

@@ -4,8 +4,6 @@
     out = schedule_study(config, workdir)        # {"rows": [...], "table": markdown, ...}
 
 Writes metrics.jsonl, summary.json, results.md, schedules.png, lr_curves.json and grad_norms_<source>.npy.
-
-CPU time: ~2.5 min, 2 cores
 """
 from __future__ import annotations
 
@@ -21,9 +19,14 @@ from jaxlab import data as data_lib
 from jaxlab.io import MetricsWriter
 from jaxlab.plots import plt, save
 from jaxlab.schema import validate
+from jaxlab.sweep.plan import seed_list
 from jaxlab.stats import final_stats, markdown_table
-from experiments.optim_studies import (METRICS, finish, run_points, seeds_of, split_axes,
+from experiments.optim_studies import (METRICS, finish, run_points, split_axes,
                                        write_records)
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Learning-rate schedules side by side at equal budget, plus a refined schedule"
+CPU_TIME = "~2.5 min"
 
 
 def check_schedule_study(config):
@@ -53,7 +56,7 @@ def schedule_study(config, workdir: str | None = None) -> dict:
     writer = MetricsWriter(workdir) if workdir else None
     results = {}
     for name in order:
-        results[name] = run_points(configs[name], points, seeds_of(config), dataset, desc=name)
+        results[name] = run_points(configs[name], points, seed_list(config), dataset, desc=name)
     extra = {}
     if "refined" in names:
         norms = results[source][0].per_step["grad_norm"].mean(axis=0)  # first lr point's seeds
@@ -61,7 +64,7 @@ def schedule_study(config, workdir: str | None = None) -> dict:
         np.save(path, norms)
         cfg = with_overrides(config, {"optim.schedule.name": "refined", "optim.schedule.refine_path": path})
         validate(cfg)
-        results["refined"] = run_points(cfg, points, seeds_of(config), dataset, desc="refined")
+        results["refined"] = run_points(cfg, points, seed_list(config), dataset, desc="refined")
         extra["refined_from"] = {"schedule": source, "grad_norms": path}
     if writer:
         for name, res in results.items():
@@ -78,7 +81,7 @@ def schedule_study(config, workdir: str | None = None) -> dict:
         plot_schedules({n: results[n] for n in shown}, os.path.join(workdir, "schedules.png"))
         write_json(os.path.join(workdir, "lr_curves.json"),
                    {n: results[n][0].per_step["lr"][0].tolist() for n in shown})
-    n = len(seeds_of(config))
+    n = len(seed_list(config))
     title = f"Schedules at equal budget ({config.train.steps} steps; mean ± std over {n} seeds)"
     return finish(workdir, rows, table, columns, title, extra)
 

@@ -11,8 +11,6 @@ with the declared closed form (η* = threshold·η / λ1 of the declared operato
 moves with the gradient) and AdamW have no formula here: what is measured is reported beside the frozen one.
 summary.json: thresholds.<name>.{measured, closed_form, ratio}, hover.<method> (the tracked flip multiplier's
 last-half mean and plateau test), runs.<method> (the run summary). Plots: step_flip.png, thresholds.png.
-
-CPU time: ~3 min, 2 cores
 """
 from __future__ import annotations
 
@@ -34,6 +32,11 @@ from jaxlab.plateau import plateau_test
 from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table
 from jaxlab.train import make_train, run
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = ("Stability of any optimiser from its own step: the flip multiplier of the real update "
+           "against each closed form")
+CPU_TIME = "~2 min"
 
 # label -> optim overrides (the training lr comes from config.stability.lr.<label>)
 METHODS = {

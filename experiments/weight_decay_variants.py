@@ -4,8 +4,6 @@
     out = weight_decay_study(config, workdir)    # {"rows": [...], "table": markdown, ...}
 
 Writes metrics.jsonl (every record tagged with its run), summary.json, results.md and weight_decay_variants.png.
-
-CPU time: ~2 min, 2 cores
 """
 from __future__ import annotations
 
@@ -20,8 +18,13 @@ from jaxlab.io import MetricsWriter
 from jaxlab.plots import plt, save
 from jaxlab.schema import validate
 from jaxlab.stats import final_stats, markdown_table
-from experiments.optim_studies import (METRICS, curvature_keys, finish, run_points, seeds_of, split_axes,
+from jaxlab.sweep.plan import seed_list
+from experiments.optim_studies import (METRICS, curvature_keys, finish, run_points, split_axes,
                                        write_records)
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Weight-decay variants × λ × lr, vmapped over seeds"
+CPU_TIME = "~2 min"
 
 
 def check_weight_decay_study(config):
@@ -52,7 +55,7 @@ def weight_decay_study(config, workdir: str | None = None) -> dict:
         scale = config.optim.lr if variant == "independent" else 1.0
         grid_axes = {"optim.lr": [float(lr) for lr in lrs],
                      "optim.weight_decay": [0.0] if variant == "none" else [float(wd) * scale for wd in wds]}
-        results = run_points(cfg, grid_axes, seeds_of(config), dataset, desc=variant)
+        results = run_points(cfg, grid_axes, seed_list(config), dataset, desc=variant)
         for (lr, wd), res in zip(grid, results):
             write_records(writer, {"optim.wd_variant": variant}, res)
             keys = list(METRICS) + curvature_keys(res.records[0]) + _extra_keys(res.records[0][-1])
@@ -70,7 +73,7 @@ def weight_decay_study(config, workdir: str | None = None) -> dict:
     table = markdown_table(rows, columns)
     if workdir:
         plot_weight_decay(rows, curves, os.path.join(workdir, "weight_decay_variants.png"))
-    n = len(seeds_of(config))
+    n = len(seed_list(config))
     return finish(workdir, rows, table, columns, f"Weight-decay variants (mean ± std over {n} seeds)")
 
 

@@ -10,8 +10,6 @@ Then, post hoc and streaming from the constant run's checkpoints, merges that en
     duration D = (N − 1)·I (the three factors of the WSM paper);
   - the comparison at D = ``compare_duration``: every WSM shape, uniform and EMA, against WSD and cosine.
 Losses are means ± std over seeds of the final train loss (the eval subset) and test loss/accuracy.
-
-CPU time: ~2 min, 2 cores
 """
 from __future__ import annotations
 
@@ -30,6 +28,10 @@ from jaxlab.experiment import write_grid_outputs
 from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table, mean_std
 from jaxlab.sweep import sweep
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "WSM: warmup–stable lr + checkpoint merging vs WSD and cosine decay"
+CPU_TIME = "~2 min"
 
 KEYS = ("train_loss", "test_loss", "test_accuracy")
 

@@ -11,8 +11,6 @@ the plateau test over the last half (jaxlab.plateau: its change shown within ±1
 within 15% of 1; (2) ZO-GD's last-quarter tr H is below GD's at the same η; (3) it falls as η grows. Plots:
 zo_boundary.png (2/η*(H) vs step, dashed 2/η), zo_vs_gd.png (last-quarter λ1 and tr H against η), and
 loss_curves.png, loss_bands.png.
-
-CPU time: ~4 min, 2 cores (6 runs, a dense 826 × 826 Hessian every 30 steps for the 3 ZO runs)
 """
 from __future__ import annotations
 
@@ -28,6 +26,10 @@ from jaxlab.sweep import sweep
 from jaxlab.grid import with_overrides
 from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table
+
+# What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
+PURPOSE = "Zeroth-order GD at the edge of stability, against GD"
+CPU_TIME = "~3 min (long: ~3 min)"
 
 NAME, LR = "optim.name", "optim.lr"
 

@@ -9,6 +9,7 @@ locked ConfigDicts built from ``base_config()``.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 import ml_collections
@@ -36,18 +37,37 @@ def require_choice(key: str, value: Any, choices):
         fail(key, value, f"must be one of {sorted(choices)}{extra}")
 
 
-def get_path(config: ConfigDict, path: str):
-    """config["a"]["b"] for "a.b"; ConfigError naming the path (with a close match) when it does not exist."""
+def lookup(config: ConfigDict, path: str) -> tuple[bool, Any]:
+    """(True, config["a"]["b"]) for "a.b"; (False, a hint naming a close match such as " (did you mean train?)",
+    or "") when the path names no key."""
     node, done = config, []
     for part in path.split("."):
         if not isinstance(node, (ConfigDict, dict)) or part not in node:
             options = list(node.keys()) if isinstance(node, (ConfigDict, dict)) else []
             hint = difflib.get_close_matches(part, options, n=1)
             where = ".".join(done)
-            extra = f" (did you mean {where + '.' if where else ''}{hint[0]}?)" if hint else ""
-            raise ConfigError(f"config.{path}: no such key{extra}")
+            return False, f" (did you mean {where + '.' if where else ''}{hint[0]}?)" if hint else ""
         node, done = node[part], done + [part]
-    return node
+    return True, node
+
+
+def get_path(config: ConfigDict, path: str):
+    """config["a"]["b"] for "a.b"; ConfigError naming the path (with a close match) when it does not exist."""
+    found, value = lookup(config, path)
+    if not found:
+        raise ConfigError(f"config.{path}: no such key{value}")
+    return value
+
+
+def require_finite(config: ConfigDict, prefix: str = "") -> None:
+    """ConfigError naming the first float of ``config`` (tuples included) that is NaN or infinite."""
+    for key, value in config.items():
+        if isinstance(value, (ConfigDict, dict)):
+            require_finite(value, f"{prefix}{key}.")
+            continue
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                fail(f"{prefix}{key}", value, "must be a finite number")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -194,7 +194,8 @@ def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = Fa
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{LABELS[key]} (dashed: threshold)" if key in LABELS else key)
-    axes[0][-1].legend(fontsize=8)
+    if axes[0][-1].get_legend_handles_labels()[0]:  # nothing drawn (no such key measured): no legend
+        axes[0][-1].legend(fontsize=8)
     return save(fig, path, title)
 
 

@@ -70,3 +70,32 @@ def with_overrides(config, point: dict):
             node[leaf] = type(node[leaf])(value) if isinstance(node[leaf], (int, float)) and not isinstance(
                 node[leaf], bool) else value
     return cfg
+
+
+def grids(config, prefix: str = "") -> list[tuple[str, str]]:
+    """[(path, spec)] of the grids a config holds: ``sweep.axes``, and any string key named ``*_axes`` (an
+    experiment's own grid, e.g. ``recall.softmax_axes``)."""
+    out = []
+    for key, value in config.items():
+        if hasattr(value, "items"):
+            out += grids(value, f"{prefix}{key}.")
+        elif isinstance(value, str) and value and (key == "axes" or key.endswith("_axes")):
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def axis_conflict(config, overrides: dict) -> str | None:
+    """The first override (``{path: value}``, e.g. the ``--config.PATH=VALUE`` flags) of a key that a grid of
+    ``config`` also sets, as a one-line message with the fix; None when there is none. Every point of the grid would
+    replace the flag's value, so such a command never runs what it says."""
+    for grid, spec in grids(config):
+        parts = [p.strip() for p in spec.split(";") if p.strip()]
+        for i, part in enumerate(parts):
+            path = part.split("=", 1)[0].strip()
+            if path in overrides and path != grid:
+                value = overrides[path]
+                text = value if isinstance(value, str) else repr(value)
+                fixed = ";".join(parts[:i] + [f"{path}={text}"] + parts[i + 1:])
+                return (f"--config.{path}={text} conflicts with config.{grid}, which sets {part}: drop the flag, "
+                        f"or give the grid that one value: --config.{grid}=\"{fixed}\"")
+    return None

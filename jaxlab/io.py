@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 
 from jaxlab.config import flatten
 from jaxlab.distributed import is_writer
+from jaxlab.faults import storage_errors
 
 RESULT_FILES = ("config.json", "metrics.jsonl", "summary.json")
 
@@ -56,12 +57,17 @@ def _clean(obj):
 def write_json(path: str, obj) -> None:
     """Atomic write: a temporary file renamed over the target, so a crash never leaves half a file."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_clean(obj), f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-    os.replace(tmp, path)
+    with storage_errors(path):
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(_clean(obj), f, indent=2, sort_keys=False)
+                f.write("\n")
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)  # a write that failed midway (a full disk) leaves no temporary behind
 
 
 def read_json(path: str):
@@ -91,8 +97,9 @@ class MetricsWriter:
     def write(self, record: dict) -> None:
         if self._f is None:
             return
-        self._f.write(json.dumps(_clean({**self.extra, **record})) + "\n")
-        self._f.flush()
+        with storage_errors(self.path):
+            self._f.write(json.dumps(_clean({**self.extra, **record})) + "\n")
+            self._f.flush()
 
     def with_extra(self, extra: dict) -> "MetricsWriter":
         w = MetricsWriter.__new__(MetricsWriter)

@@ -10,11 +10,13 @@ rejects an unknown key (suggesting the close match) or a value of the wrong type
 """
 from __future__ import annotations
 
+import math
+
 import ml_collections
 
 from jaxlab import data, losses, mesh, models, optim
 from jaxlab.checkpoint import settings as checkpoint_settings
-from jaxlab.config import ConfigError, get_path, require
+from jaxlab.config import ConfigError, get_path, require, require_finite
 from jaxlab.curvature import tracker
 from jaxlab.grid import parse_axes
 
@@ -105,10 +107,14 @@ def _check_axis_value(path: str, current, value):
     if not ok:
         raise ConfigError(f"config.sweep.axes: {path}={value!r}: expected {type(current).__name__} "
                           f"like the config's {current!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config.sweep.axes: {path}={value!r}: must be a finite number")
 
 
 def validate(config) -> ConfigDict:
-    """Run every section's checks, in this order; raise ConfigError naming the first bad key."""
+    """Run every section's checks, in this order; raise ConfigError naming the first bad key. Every number
+    must be finite, first of all."""
+    require_finite(config)
     data.check(config)
     models.check(config)
     losses.check(config)

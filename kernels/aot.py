@@ -338,14 +338,18 @@ def _table(rows, cols):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu", default=",".join(GPU_ARCHS), help="comma-separated sm_XX, or 'none'")
     ap.add_argument("--tpu", default="v5e,v6e", help=f"comma-separated among {list(TPU_TOPOLOGIES)}, or 'none'")
     ap.add_argument("--quick", action="store_true", help="bf16 cases only")
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--baseline", help="write {case|kernel|arch: spill bytes} here (the regression bound)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     have = aot_available()
     archs = [a for a in args.gpu.split(",") if a and a != "none"]
     gens = [g for g in args.tpu.split(",") if g and g != "none"]

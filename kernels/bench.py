@@ -2,7 +2,7 @@
 
     python -m kernels.bench                          # accelerator: B8 T4096 H16 D128 and B2 T16384 H16 D128, bf16
     python -m kernels.bench --small                  # quick small shapes (the default on CPU)
-    python -m kernels.bench --shapes 8,4096,16,128 --variants linear,retention,gla --fla
+    python -m kernels.bench --shapes 8,4096,16,128 --variants linear,retention,gla --fla on
     python -m kernels.bench --tune --shapes 8,4096,16,128    # sweep Pallas tile configs (GPU)
 
 Prints, per shape and variant, the median milliseconds of the forward and of forward+backward for `pallas`,
@@ -194,7 +194,7 @@ def tune(shape, dtype, variant, samples, grid=TUNE_GRID):
                   f"warps={cfg.num_warps} stages={cfg.num_stages}")
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="+", help="B,T,H,D (default: the full set on GPU/TPU, --small on CPU)")
     ap.add_argument("--small", action="store_true", help="small shapes, quick")
@@ -207,6 +207,11 @@ def main(argv=None):
     ap.add_argument("--no-softmax", action="store_true")
     ap.add_argument("--tune", action="store_true", help="sweep Pallas tile configs instead of the table")
     ap.add_argument("--json", help="also write the rows to this file")
+    return ap
+
+
+def main(argv=None):
+    ap = parser()
     args = ap.parse_args(argv)
 
     on_cpu = platform() == "cpu"

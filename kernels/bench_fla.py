@@ -39,12 +39,16 @@ def timings(B, T, H, D, variants, dtype_name):
     return out
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", nargs="+", default=["8,4096,16,128"])
     ap.add_argument("--variants", default="linear,retention,gla")
     ap.add_argument("--dtype", default="bfloat16")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     res = {}
     for s in args.shapes:
         res.update(timings(*map(int, s.split(",")), args.variants.split(","), args.dtype))

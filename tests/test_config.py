@@ -16,6 +16,8 @@ from jaxlab.io import WorkdirExistsError, prepare_workdir
     ("data.name", "mnist", "data.name"),
     ("loss.name", "l2", "loss.name"),
     ("optim.weight_decay", -0.1, "optim.weight_decay"),
+    ("optim.lr", float("inf"), "config.optim.lr=inf: must be a finite number"),
+    ("train.divergence_factor", float("nan"), "config.train.divergence_factor=nan: must be a finite number"),
 ])
 def test_bad_values_name_the_key(tiny_config, path, value, match):
     section, key = path.split(".")
@@ -70,3 +72,21 @@ def test_workdir_with_results_is_not_overwritten(tmp_path):
 
 
 # Command-line errors (one line, exit 2, nothing written) are tested in tests/test_cli_errors.py.
+
+
+def test_flags_that_a_grid_also_sets_are_named_with_the_fix():
+    """axis_conflict reads every grid of the config (sweep.axes and an experiment's own *_axes), and its suggested
+    grid, given as the flag, parses to the one value."""
+    from experiments.configs.mqar_recall import get_config
+    from jaxlab.grid import axis_conflict, grids, parse_axes
+
+    config = get_config()
+    assert [path for path, _ in grids(config)] == ["recall.softmax_axes", "sweep.axes"]
+    assert axis_conflict(config, {"model.d_model": 64, "sweep.axes": config.sweep.axes}) is None
+    msg = axis_conflict(config, {"train.steps": 500})
+    assert msg.startswith("--config.train.steps=500 conflicts with config.recall.softmax_axes, which sets "
+                          "train.steps=3000: drop the flag, or give the grid that one value: "
+                          '--config.recall.softmax_axes="train.steps=500;train.batch_size=32;'), msg
+    fixed = msg.split('--config.recall.softmax_axes="', 1)[1].rstrip('"')
+    assert parse_axes(fixed, config)["train.steps"] == [500]
+    assert "config.sweep.axes, which sets model.num_heads=4,2,1" in axis_conflict(config, {"model.num_heads": 2})

@@ -1,10 +1,15 @@
 """The documentation points at things that exist: every relative link in README.md and docs/*.md resolves to a file
 of the repository (no anchors), and every ``python -m X`` / ``python PATH.py`` the docs name in code (fenced blocks
 or inline code) names a module or script that exists. Static checks only: nothing named is run."""
+import ast
+import contextlib
 import glob
+import importlib
 import importlib.util
+import io
 import os
 import re
+import shlex
 
 import pytest
 
@@ -39,11 +44,11 @@ def code_free(text: str) -> str:
     return INLINE.sub("", text)
 
 
-def code_spans(text: str) -> list[str]:
-    """Fenced code blocks and inline code spans."""
+def code_spans(text: str, one_line: bool = False) -> list[str]:
+    """Fenced code blocks and inline code spans (one_line: an inline span's line breaks as spaces, as rendered)."""
     blocks = [m.group(2) for m in FENCE.finditer(text)]
     rest = FENCE.sub("", text)
-    return blocks + [m.group(2) for m in INLINE.finditer(rest)]
+    return blocks + [m.group(2).replace("\n", " ") if one_line else m.group(2) for m in INLINE.finditer(rest)]
 
 
 def module_exists(name: str) -> bool:
@@ -120,3 +125,118 @@ def test_helpers_on_samples():
     assert [m for s in code_spans(text) for m in MODULE_CMD.findall(s)] == ["pytest", "pip"]
     assert module_exists("experiments.NAME") and module_exists("json") and module_exists("jaxlab.bench.sweep")
     assert not module_exists("experiments.no_such_experiment") and not module_exists("no_such_module_xyz")
+
+
+# ------------------------------------------------------------------------ documented commands parse
+
+SOURCE_TOPS = ("jaxlab", "kernels", "experiments")  # every docstring of their modules (jaxlab/kernels is a link)
+COMMAND = re.compile(r"\bpython3?\s+-m\s+([A-Za-z_][\w.]*)((?:[^\n`\\]|\\\n)*)")
+OPTIONAL = re.compile(r"\s\[--[^\]]*\]")  # "[--interval N]": an optional part, left out
+SHELL_OPS = {"&&", "||", "|", ";", ">", "2>", "<"}
+
+
+def docstrings(path: str) -> list[str]:
+    """Every docstring of a Python file: the module's, its classes' and functions'."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
+    return [d for d in (ast.get_docstring(n) for n in nodes) if d]
+
+
+def python_sources() -> list[str]:
+    out = []
+    for top in SOURCE_TOPS:
+        for d, dirs, files in os.walk(os.path.join(ROOT, top)):  # symlinked folders are not followed
+            dirs[:] = sorted(x for x in dirs if x != "__pycache__")
+            out += [os.path.join(d, f) for f in sorted(files) if f.endswith(".py")]
+    return out
+
+
+def commands(text: str) -> list[tuple[str, list[str], str]]:
+    """[(module, argv, error)] of the ``python -m MODULE ...`` commands in ``text`` (to the end of the line or of
+    the code span or of the quoted string it sits in, continuation lines joined, comments and what follows a shell
+    operator dropped). error: what a ``# error: ...`` comment says the command prints ("" for none)."""
+    out = []
+    for module, rest in COMMAND.findall(text):
+        rest = OPTIONAL.sub("", rest.replace("\\\n", " "))
+        error = rest.split("# error:", 1)[1].strip() if "# error:" in rest else ""
+        try:
+            words = shlex.split(rest, comments=True)
+        except ValueError:  # the command ends inside a quoted string (an ssh command, a Python literal)
+            words = shlex.split(rest[:max(rest.rfind("'"), rest.rfind('"'))], comments=True)
+        cut = next((i for i, w in enumerate(words) if w in SHELL_OPS), len(words))
+        out.append((module, words[:cut], error))
+    return out
+
+
+def documented_commands() -> list[tuple[str, str, list[str], str]]:
+    """[(where, module, argv, error)] for every project module run in README.md, docs/*.md and docstrings."""
+    found = [(_rel(doc), *c) for doc in DOCS for span in code_spans(open(doc, encoding="utf-8").read(), True)
+             for c in commands(span)]
+    found += [(_rel(src), *c) for src in python_sources() for doc in docstrings(src) for c in commands(doc)]
+    return [c for c in found if c[1].split(".")[0] in SOURCE_TOPS
+            and not any(re.fullmatch(r"[A-Z][A-Z0-9_]*", p) for p in c[1].split("."))]
+
+
+COMMANDS = documented_commands()
+
+
+def parse_error(module_name: str, argv: list[str]) -> str | None:
+    """What the module's own flag parser says of ``argv``, without running the module: None when it parses.
+    argparse modules expose ``parser()``; experiments run by ``jaxlab.cli`` parse (and validate) through
+    ``cli.parse_command``; a module without flags takes no arguments."""
+    from jaxlab import cli
+    from jaxlab.config import ConfigError
+
+    module = importlib.import_module(module_name)
+    if hasattr(module, "__path__"):  # a package run by its __main__
+        module = importlib.import_module(module_name + ".__main__")
+    if hasattr(module, "parser"):
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                module.parser().parse_args(argv)
+        except SystemExit:
+            return err.getvalue().strip().splitlines()[-1]
+        return None
+    if module_name.startswith("experiments.") and "cli.main(" in open(module.__file__, encoding="utf-8").read():
+        try:
+            cli.parse_command(module.__file__, ["python -m " + module_name, *argv])
+        except ConfigError as e:
+            return str(e)
+        return None
+    return f"takes no flags, given {argv}" if argv else None
+
+
+LOADING_CONFIGS = pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")  # ml_collections' loader
+
+
+@LOADING_CONFIGS
+@pytest.mark.parametrize("where,module,argv,expected", COMMANDS,
+                         ids=[f"{w}:{' '.join([m] + a)}"[:120] for w, m, a, _ in COMMANDS])
+def test_documented_command_parses(where, module, argv, expected, monkeypatch):
+    """Every ``python -m ...`` that README.md, docs/ and the docstrings of jaxlab, kernels and experiments show
+    parses with that module's own flag parser (relative paths from the repository root, as the docs run them); one
+    documented with ``# error: ...`` fails with that message ("..." standing for any text)."""
+    monkeypatch.chdir(ROOT)
+    error = parse_error(module, argv)
+    where = f"{where}: python -m {module} {shlex.join(argv)}\n  {error}"
+    if not expected:
+        assert error is None, where
+    else:
+        assert error is not None and re.fullmatch(".*".join(map(re.escape, expected.split("..."))), error), where
+
+
+@LOADING_CONFIGS
+def test_commands_are_found():
+    """The extraction itself: continuation lines, comments, optional parts, code spans, every kind of source."""
+    text = ("python -m kernels.bench --shapes 1,2,3,4 \\\n    --fla on   # a comment\n"
+            "run ``python -m experiments.merge --workdir DIR --window 8 [--end STEP]`` after it\n"
+            "python -m experiments.report --workdir runs/eos && ls\n")
+    assert commands(text) == [("kernels.bench", ["--shapes", "1,2,3,4", "--fla", "on"], ""),
+                              ("experiments.merge", ["--workdir", "DIR", "--window", "8"], ""),
+                              ("experiments.report", ["--workdir", "runs/eos"], "")]
+    assert commands("python -m experiments.x --a=1  # error: no ... here") == [("experiments.x", ["--a=1"], "no ... here")]
+    wheres = {w.split("/")[0] for w, _, _, _ in COMMANDS}
+    assert {"README.md", "docs", "jaxlab", "kernels", "experiments"} <= wheres, wheres
+    assert "argument --fla: expected one argument" in parse_error("kernels.bench", ["--fla"])
+    assert "conflicts with config.sweep.axes" in parse_error("experiments.eos_weight_decay", ["--config.optim.lr=0.05"])

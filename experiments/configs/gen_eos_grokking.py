@@ -9,8 +9,6 @@ n = 136,881) from SLQ of JᵀJ (sharpness_dim_step_slq; GD's form I − ηH does
 gen_eos reports where train accuracy saturates, where test accuracy jumps, and where each measure moves most.
 Full-batch GD with weight decay (η = 0.5–1, λ = 3e-3–3e-2, p = 23 and 31) memorised without generalising within
 30,000 steps (measured), hence AdamW (lr 1e-3, β2 = 0.98, decoupled λ = 1 on every parameter).
-
-CPU time: ~2 min (2 cores)
 """
 from experiments.configs.gen_eos import get_config as grid_config
 

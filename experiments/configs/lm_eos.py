@@ -8,8 +8,6 @@ the loss Hessian and Adam's preconditioned sharpness λ1(P^-1/2 H P^-1/2), P = �
 (2+2β1)/((1−β1)η) (Cohen et al., "Adaptive gradient methods at the edge of stability"); eos_sharpness.png draws
 the preconditioned sharpness against it, per weight decay (panels) and lr (colours). The preconditioned sharpness
 is NaN at step 0 (no second-moment estimate before Adam's first update).
-
-CPU time: ~5.5 min CPU (23 min wall on 2 cores at load ~15)
 """
 from experiments.configs.mqar_recall import get_config as mqar_config
 

@@ -9,16 +9,15 @@ flat from ~750 such steps on (linear, 4 heads, 4 pairs: 0.149 at 750 steps, 0.14
 shared pool, whose keys and values could overlap) and matches what 3,000 steps of batch 32 gave them. Softmax
 needs 3,000 steps of batch 32 (lr 1e-3, 3e-3) to form its recall circuit: at 1,500 steps of batch 16 it had 0.26
 with 4 pairs. Fewer than 4 pairs means fewer labelled queries per sequence and slower learning (2 pairs: softmax
-0.71-0.85 after 3,000 steps of batch 32). Equal budgets:
---config.train.steps=3000 --config.train.batch_size=32 (about 6x the linear kinds' CPU time; not run).
+0.71-0.85 after 3,000 steps of batch 32). Equal budgets: --config.train.steps=3000 --config.train.batch_size=32 with
+--config.recall.softmax_axes="data.num_kv_pairs=4,6,8;optim.lr=0.001,0.003" (softmax's grid sets both keys too;
+about 6x the linear kinds' CPU time; not run).
 
     python -m experiments.mqar_recall --workdir runs/mqar
     python -m experiments.mqar_recall --config.recall.softmax_axes= --workdir runs/mqar_linear   # no softmax
 
 Far below Zoology's scale (vocabulary 8,192, T up to 512, tens of thousands of steps): see
 experiments/configs/mqar_recall_paper.py for that grid on a GPU/TPU.
-
-CPU time: 17.8 min (21.9 min wall on 2 cores shared at load 4-9; docs/lm.md)
 """
 import ml_collections
 

@@ -2,9 +2,9 @@
 cross-entropy, minibatch 128, warmup + cosine; a grid of λ and two peak lrs, each point vmapped over 3 seeds.
 
     python -m experiments.weight_decay_variants --workdir runs/wd
-    python -m experiments.weight_decay_variants --config.optim.name=momentum --config.optim.lr=0.05 \
+    python -m experiments.weight_decay_variants --config.optim.name=momentum \
         --config.sweep.axes="optim.wd_variant=none,l2,decoupled;optim.weight_decay=1e-3,1e-2,1e-1;optim.lr=0.02,0.05"
-    python -m experiments.weight_decay_variants --config.curvature.every=250   # adds sharpness (jaxlab.curvature)
+    python -m experiments.weight_decay_variants --config.curvature.every=200   # adds sharpness (jaxlab.curvature)
 
 λ is the decoupled rate; "independent" runs with λ·optim.lr (equal per-step decay at the reference lr), so at the
 other lr it shows decay that does not follow the learning rate. Outputs: results.md (table), summary.json,

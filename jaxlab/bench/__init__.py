@@ -22,7 +22,7 @@ def timed(fn: Callable[[], object], repeats: int, warmup: bool = True,
     return reduce(times)
 
 
-def parse_args(doc: str, argv=None, help: dict | None = None, **defaults) -> argparse.Namespace:
+def make_parser(doc: str, help: dict | None = None, **defaults) -> argparse.ArgumentParser:
     """Flags from keyword defaults: ``--name`` (underscores as dashes) typed like its default (str for None,
     a switch for False); the description is the docstring's first paragraph."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
@@ -32,4 +32,4 @@ def parse_args(doc: str, argv=None, help: dict | None = None, **defaults) -> arg
             p.add_argument(flag, action="store_true", help=text)
         else:
             p.add_argument(flag, type=type(value) if value is not None else int, default=value, help=text)
-    return p.parse_args(argv)
+    return p

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import jax
 
-from jaxlab.bench import parse_args, timed
+from jaxlab.bench import make_parser, timed
 from jaxlab.schema import base_config
 from jaxlab.curvature import lanczos, make_hvp, power_iteration
 from jaxlab.losses import mse
@@ -96,8 +96,12 @@ def warm_start_rows(loss_fn, params, batch, key, chunk: int, lr: float = 0.05, i
     return rows
 
 
+def parser():
+    return make_parser(__doc__, models="mlp,cnn", examples=1000, iters=20, chunk=500, repeats=10)
+
+
 def main(argv=None):
-    args = parse_args(__doc__, argv, models="mlp,cnn", examples=1000, iters=20, chunk=500, repeats=10)
+    args = parser().parse_args(argv)
     for name in args.models.split(","):
         bench_model(name, args.examples, args.iters, args.chunk, args.repeats)
 

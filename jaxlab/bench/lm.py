@@ -107,9 +107,8 @@ def run(d_models, seq_lens, kinds, impls, layers: int, heads: int, tokens: int, 
     return rows
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    on_cpu = jax.default_backend() == "cpu"
     p.add_argument("--large", action="store_true",
                    help="accelerator sizes: d_model 512,1024 (8 layers), T 512..8192, 65,536 tokens per step")
     p.add_argument("--d-models", default=None, help="comma-separated widths (default 64; --large: 512,1024)")
@@ -122,7 +121,13 @@ def main(argv=None):
     p.add_argument("--tokens", type=int, default=None, help="tokens per step (default 2048; --large: 65536)")
     p.add_argument("--vocab", type=int, default=256)
     p.add_argument("--repeats", type=int, default=5)
+    return p
+
+
+def main(argv=None):
+    p = parser()
     a = p.parse_args(argv)
+    on_cpu = jax.default_backend() == "cpu"
     big = a.large
     d_models = [int(s) for s in (a.d_models or ("512,1024" if big else "64")).split(",")]
     seq_lens = [int(s) for s in (a.seq_lens or ("512,1024,2048,4096,8192" if big else "128,256,512")).split(",")]

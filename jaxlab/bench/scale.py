@@ -75,12 +75,16 @@ def measure(devices: int, steps: int, repeats: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--devices", default="1,2,4,8")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     rows = [measure(int(n), args.steps, args.repeats) for n in args.devices.split(",")]
     base = rows[0]["t_step"]
     print(f"data-parallel step time, EoS config (MLP 40-200-200-10, 1000 examples, full batch), "

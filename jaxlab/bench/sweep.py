@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlab.bench import parse_args, timed
+from jaxlab.bench import make_parser, timed
 from jaxlab import data as data_lib
 from jaxlab.schema import base_config
 from jaxlab.sweep import sweep
@@ -130,10 +130,13 @@ def bench_end_to_end(config, ds, seeds: int) -> tuple:
     return config.model.name, loop, time.perf_counter() - t0
 
 
+def parser():
+    return make_parser(__doc__, models="mlp,cnn", seeds=8, steps=100, repeats=3, xla_steps=None, skip_end_to_end=False,
+                       help={"xla_steps": "steps for the CNN's XLA-convolution form (default: 10 on CPU, else --steps)"})
+
+
 def main(argv=None):
-    args = parse_args(__doc__, argv, models="mlp,cnn", seeds=8, steps=100, repeats=3, xla_steps=None,
-                      skip_end_to_end=False,
-                      help={"xla_steps": "steps for the CNN's XLA-convolution form (default: 10 on CPU, else --steps)"})
+    args = parser().parse_args(argv)
     dev = jax.devices()[0]
     print(f"device: {dev.platform} ({dev.device_kind}), jax {jax.__version__}; {args.seeds} seeds, "
           f"{args.steps} full-batch steps on 1,000 MNIST-1D examples\n")

@@ -33,7 +33,6 @@ state.step). Checkpoints of the previous layout (format 1: a flat numbered ``tra
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -44,8 +43,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxlab.distributed import barrier, is_writer
+from jaxlab.faults import forgive_stray_callbacks
 
-log = logging.getLogger(__name__)
 FORMAT = 2
 STATE_ITEMS = ("params", "opt_state", "train")  # TrainState fields other than params/opt_state go to "train"
 ITEMS = STATE_ITEMS + ("meta",)
@@ -58,6 +57,7 @@ class CheckpointError(RuntimeError):
 def open_manager(directory: str, ckpt_cfg=None, *, read_only: bool = False) -> ocp.CheckpointManager:
     """A CheckpointManager on ``directory`` with the config's retention: the latest ``keep_last`` steps plus
     every step that is a multiple of ``keep_every`` (0: none). ckpt_cfg None: keep everything (reading)."""
+    forgive_stray_callbacks()  # a failed read or write must not print orbax's closed-loop callbacks
     keep_last = getattr(ckpt_cfg, "keep_last", 0) or None
     keep_every = getattr(ckpt_cfg, "keep_every", 0) or None
     # read_only: no directory creation, no clean-up; orbax's own read_only mode only adds log noise.
@@ -264,10 +264,10 @@ def _join_legacy(template, params, train: dict, step: int):
     return rest.replace(params=dict_to_tree(template.params, params, f"checkpoint step {step}: params"))
 
 
-def restore_latest(mngr: ocp.CheckpointManager, template, max_step: int | None = None):
+def restore_latest(mngr: ocp.CheckpointManager, template, max_step: int | None = None, on_skip=None):
     """(step, host TrainState, meta) of the newest checkpoint that restores, verifies and fits ``template`` (a
-    TrainState of arrays or ShapeDtypeStructs) (≤ max_step), skipping bad ones with a warning; (None, None, None)
-    when there is none."""
+    TrainState of arrays or ShapeDtypeStructs) (≤ max_step), skipping bad ones; (None, None, None) when there is
+    none. on_skip(step, CheckpointError) hears of each bad one (default: a RuntimeWarning)."""
     for step in sorted(mngr.all_steps(), reverse=True):
         if max_step is not None and step > max_step:
             continue
@@ -283,8 +283,10 @@ def restore_latest(mngr: ocp.CheckpointManager, template, max_step: int | None =
             _check_shapes(template, state, step)
             return step, state, meta
         except CheckpointError as e:
-            warnings.warn(f"skipping checkpoint: {e}", RuntimeWarning, stacklevel=2)
-            log.warning("skipping checkpoint: %s", e)
+            if on_skip is not None:
+                on_skip(step, e)
+            else:
+                warnings.warn(f"skipping checkpoint: {e}", RuntimeWarning, stacklevel=2)
     return None, None, None
 
 
@@ -296,7 +298,8 @@ def _check_shapes(template, state, step):
 
 
 def quarantine(mngr: ocp.CheckpointManager, step: int) -> str:
-    """Move a bad step aside (kept for inspection, invisible to orbax) so the resumed run can write it anew."""
+    """Move a bad step aside (kept for inspection, invisible to orbax) so the resumed run can write it anew;
+    -> where it went."""
     src = os.path.join(str(mngr.directory), str(step))
     dst = f"{src}.corrupt-{step}"
     if is_writer():  # one process moves what all of them share
@@ -305,7 +308,6 @@ def quarantine(mngr: ocp.CheckpointManager, step: int) -> str:
         os.replace(src, dst)
     barrier(f"quarantine {src}")
     mngr.reload()
-    warnings.warn(f"moved the unreadable checkpoint {src} to {dst}", RuntimeWarning, stacklevel=2)
     return dst
 
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab.checkpoint import manager as mgr
+from jaxlab.faults import storage_errors
 
 CHECKPOINTS = "checkpoints"
 
@@ -49,17 +50,20 @@ class Checkpointer:
             self.held = (step, jax.tree.map(jnp.copy, state))
 
     def flush(self) -> None:
+        """Write the held state. A storage failure (this save's, or an earlier asynchronous one's) is an OSError
+        naming the checkpoint directory (:mod:`jaxlab.faults`)."""
         if self.held is not None:
             step, state = self.held
             self.held = None
             meta = {**self.meta, "total_steps": self.total}
-            if jax.process_count() > 1:  # every process writes its own shards; all of them see the checksums
-                from jax.experimental import multihost_utils
+            with storage_errors(str(self.mngr.directory)):
+                if jax.process_count() > 1:  # every process writes its own shards; all of them see the checksums
+                    from jax.experimental import multihost_utils
 
-                host = jax.tree.map(np.asarray, multihost_utils.process_allgather(state, tiled=True))
-                mgr.save(self.mngr, step, host, meta, device_state=state)
-            else:
-                mgr.save(self.mngr, step, mgr.host_copy(state), meta)
+                    host = jax.tree.map(np.asarray, multihost_utils.process_allgather(state, tiled=True))
+                    mgr.save(self.mngr, step, host, meta, device_state=state)
+                else:
+                    mgr.save(self.mngr, step, mgr.host_copy(state), meta)
             self.saved.append(step)
 
     def finish(self) -> None:
@@ -71,5 +75,6 @@ class Checkpointer:
         """Wait for writes in flight and release the manager, without writing the held state (after an error,
         its metrics record may not be on disk)."""
         self.held = None
-        self.mngr.wait_until_finished()
-        self.mngr.close()
+        with storage_errors(str(self.mngr.directory)):
+            self.mngr.wait_until_finished()
+            self.mngr.close()

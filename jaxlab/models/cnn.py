@@ -10,16 +10,15 @@ Two implementations of the same convolution, with the same parameters (``Conv_i/
 - ``conv_impl="gemm"``: im2col (K^d shifted slices concatenated on channels) and one matmul. A sweep builds
   this form (``model.for_vmap()``) because ``jax.vmap`` over parameter sets turns the XLA convolution into a
   grouped convolution (``feature_group_count = runs``) whose weight gradient is a ``batch_group_count`` conv
-  that XLA:GPU expands into a dense convolution with a block-diagonal filter: runs× the FLOPs per run, so 8
-  vmapped runs cost ~9× one (slower than a loop; cf. jax-ml/jax#13800). Under vmap the im2col form is a batched
+  that XLA:GPU expands into a dense convolution with a block-diagonal filter: runs× the FLOPs per run
+  (cf. jax-ml/jax#13800; measured in docs/sweeps.md). Under vmap the im2col form is a batched
   matmul (and its transpose), which batches at the cost of one run per run. It holds K^d× the layer's input
   in memory, which is small for the 1-D and small-image networks of these studies.
-- ``conv_impl="auto"`` (default): "gemm" on CPU, "xla" elsewhere. XLA:CPU runs the weight-gradient
-  convolution ~20x slower inside a ``lax.scan`` (where training steps run) than outside one (measured: 172 vs
-  8 ms for [1000, 20, 32] -> 32 channels, jax 0.10.2), so a CNN run on CPU trains ~20x faster as im2col.
+- ``conv_impl="auto"`` (default): "gemm" on CPU, "xla" elsewhere: XLA:CPU runs the weight-gradient
+  convolution far slower inside a ``lax.scan`` (where training steps run) than outside one (docs/sweeps.md).
 
 Pooling (window 2, stride 2) is a reshape and a max/mean: the same forward values as ``nn.max_pool`` and a
-cheaper gradient than ``select_and_scatter`` (on CPU ~3× faster for a whole step); at exact ties the max's
+cheaper gradient than ``select_and_scatter`` (docs/sweeps.md); at exact ties the max's
 gradient is shared between the tied inputs instead of going to the first one.
 """
 from __future__ import annotations

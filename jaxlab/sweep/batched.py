@@ -57,8 +57,8 @@ class BatchedCompiled:
             return batched(fn, (0, 0, None))(state, hp, data)
 
         def init(keys, hp):
-            # A loop, not vmap: initialisation runs once, and the looped form compiles ~2x faster (vmapped
-            # threefry is slow to compile) and draws each run's parameters exactly as run(config, seed) does.
+            # A loop, not vmap: initialisation runs once, and the looped form compiles faster (vmapped threefry
+            # is slow to compile) and draws each run's parameters exactly as run(config, seed) does.
             fn = lambda k, h: jax.lax.map(lambda a: trainer.init(*a), (k, h))  # noqa: E731
             return fn(keys, hp) if mesh.size == 1 else jax.shard_map(
                 fn, mesh=mesh, in_specs=(runs, runs), out_specs=runs, check_vma=False)(keys, hp)

@@ -43,9 +43,13 @@ def to_device(host_state, template):
 def resume(mngr, template, metrics_path: str, run_extras: list[dict], total_steps: int):
     """(start step, device state or None, [records per run]) for the runs tagged by ``run_extras`` (the extra
     fields their metrics lines carry, e.g. [{"run": coords}, ...]; [{}] for a plain run)."""
-    step, host_state, meta = mgr.restore_latest(mngr, template)
+    why: dict[int, Exception] = {}
+    step, host_state, meta = mgr.restore_latest(mngr, template, on_skip=why.__setitem__)
     for bad in [s for s in mngr.all_steps() if step is None or s > step]:
-        mgr.quarantine(mngr, bad)  # newer than the newest valid one: unreadable; the run rewrites that step
+        moved = mgr.quarantine(mngr, bad)  # newer than the newest valid one: unreadable; the run rewrites that step
+        reason = why.get(bad, f"checkpoint step {bad} in {mngr.directory} cannot be read")
+        warnings.warn(f"skipping checkpoint: {reason}; moved it to {os.path.basename(moved)}, resuming from "
+                      f"{'the start' if step is None else f'step {step}'}", RuntimeWarning, stacklevel=2)
     if step is not None and meta.get("total_steps", total_steps) != total_steps:
         raise mgr.CheckpointError(f"{mngr.directory}: checkpoints are of a {meta['total_steps']}-step run, "
                                   f"this run has train.steps={total_steps}; use --overwrite to start over")

@@ -98,11 +98,9 @@ def fwd(q, k, v, S, d: Decay, precision=None, z=None, store_den=None):
     """-> (o [C, BV] float32, S' [Dk, BV] float32). With z (normalize: the key sum entering the chunk,
     [1, Dk] in the input dtype, from key_sums) o is divided by den + eps, and store_den(den [C, 1]) is
     called as soon as den is known."""
-    # Register pressure (ptxas, sm_90), measured: q e_q . z = e_q (q . z) read from the loaded q before the
-    # matmuls, and den stored as soon as it is known, so neither the q tile nor den's store crosses the
-    # matmuls (D128: 172 -> 158 registers, with the key sum then carried in-kernel). Folding 1 / den into e_q
-    # and s instead of dividing o at the end helped only while z was a float32 load (gated D64 195 -> 177;
-    # with z in the input dtype 168 without it, 175 with it).
+    # q e_q . z = e_q (q . z) is read from the loaded q before the matmuls and den stored as soon as it is
+    # known, so neither the q tile nor den's store crosses the matmuls; o is divided at the end (register
+    # counts of each choice: docs/kernels.md).
     if z is not None:
         qz = _rowsum(q.astype(F32) * z)
     s = _weigh(_dot(q, k, tb=True, precision=precision), d)
@@ -123,8 +121,7 @@ def _do_v(do, v, d: Decay, dden, precision):
 
 def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
     """k: [C, BK]; v, do: [C, Dv]; S: [BK, Dv] -> (dq [C, BK], S', gate rows [C, 1] or None). Normalize: z
-    [1, BK], the key sum entering the chunk (from key_sums: recomputing it here cost 7-35 registers by
-    ptxas, sm_90), and dden [C, 1]; else both None.
+    [1, BK], the key sum entering the chunk (from key_sums), and dden [C, 1]; else both None.
 
     Gate rows (given q): pairs (s before the chunk, t = this row): e_q q_t . (do_t S^T), summed over the block."""
     p = _do_v(do, v, d, dden, precision)
@@ -142,12 +139,11 @@ def dq(k, v, do, S, d: Decay, precision=None, q=None, z=None, dden=None):
 def dk(q, v, do, dS, d: Decay, precision=None, k=None, dz=None, dden=None):
     """q: [C, BK]; v, do: [C, Dv]; dS: [BK, Dv] (gradient of the state leaving the chunk)
     -> (dk, dS entering, gate rows [C, 1] or None). Normalize: dz [1, BK], the gradient of the key sum
-    leaving the chunk (from key_sums: as a carry updated here it cost 12-18 registers by ptxas, sm_90),
-    and dden [C, 1]; else both None.
+    leaving the chunk (from key_sums), and dden [C, 1]; else both None.
 
     Gate rows (given k): pairs (s = this row, t after the chunk): e_k k_s . (v_s dS^T), summed over the block."""
-    # With dz the inter-chunk term goes first, so dz is dead before the do v^T matmul (ptxas, sm_90: D64
-    # 164 -> 161 registers); without it that order costs the plain kernel (D64 148 -> 156).
+    # With dz the inter-chunk term goes first, so dz is dead before the do v^T matmul; without it the plain
+    # kernel keeps the other order (register counts: docs/kernels.md).
     if dz is None:
         p = _do_v(do, v, d, dden, precision)
     inter = _dot(v, dS.astype(v.dtype), tb=True, precision=precision)

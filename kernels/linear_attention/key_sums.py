@@ -4,16 +4,14 @@ normalize=True divides each output row by den_t = q_t . z_t, with z_t the decaye
 t. Inside a chunk the kernels get den from their own score tile (chunk_math); across chunks they need
 the key sum entering each chunk (forward, dq sweep) and the gradient of the one leaving it (dk sweep).
 Both are linear recurrences over N = T / C chunks of [Dk] vectors, computed here and loaded by the
-kernels one chunk at a time. Kept as a carry inside the kernels they cost registers that the
-normalize=False kernels do not pay (ptxas, sm_90: forward 94 -> 121 at D 64, dk 154 -> 181 at D 128;
-docs/kernels.md); here they cost one more read of k in the forward and of q in the backward, and
-O(T Dk) flops.
+kernels one chunk at a time (rather than carried inside them: docs/kernels.md says why). Their cost is
+one more read of k in the forward and of q in the backward, and O(T Dk) flops.
 
 Decays are in base 2 as the kernels take them: b [B, H, T] is the chunk-local inclusive cumulative
 log2 decay, so a chunk's keys reach its end scaled by e_k = 2^(b_C - b) and a sum crosses a whole chunk
 scaled by e_C = 2^(b_C). Shapes: k, q [B, T, H, D] (T a multiple of C); sums [B, H, N, 1, D], float32
-except where a dtype is asked for. The kernels take them in their input dtype: a float32 [1, 64] load cost
-32 registers in the D64 forward (ptxas, sm_90), and they round the state S the same way for their matmuls.
+except where a dtype is asked for. The kernels take them in their input dtype, as they round the state S for
+their matmuls.
 """
 from __future__ import annotations
 

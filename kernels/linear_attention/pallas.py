@@ -25,11 +25,8 @@ class KernelConfig:
     """Static kernel parameters. backend: 'gpu' (Triton) | 'tpu' (Mosaic). Tile sizes are upper bounds
     (clipped to the padded head dims); num_warps, num_stages and auto_split only matter on GPU.
 
-    The GPU defaults are chosen by compile statistics, not timings (no GPU was available): with
-    `python -m kernels.aot` (Triton 3.9 + ptxas, sm_90, bf16, B8 H16), num_warps=4 at head dim 128 puts
-    every kernel at 255 registers and the backward spills (gated dv 584 B, dq 100 B, dk 32 B); 8 warps
-    halve each thread's share of the [64, 128] float32 state and [C, C] tiles: no spills. num_warps=None
-    picks 8 when a padded head dim is >= 128, else 4. `python -m kernels.bench --tune` times them on a device."""
+    num_warps=None picks 8 when a padded head dim is >= 128, else 4 (chosen by compile statistics from
+    `python -m kernels.aot`: docs/kernels.md). `python -m kernels.bench --tune` times the choices on a device."""
 
     backend: str = "gpu"
     chunk_size: int = 64

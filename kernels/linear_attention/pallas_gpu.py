@@ -31,16 +31,13 @@ F32 = jnp.float32
 
 
 def gpu_num_warps(cfg, d_max: int) -> int:
-    """cfg.num_warps, else 8 warps at a padded head dimension ≥ 128 (zero spills at D128 by ptxas), 4 below."""
+    """cfg.num_warps, else 8 warps at a padded head dimension ≥ 128, 4 below (docs/kernels.md)."""
     return cfg.num_warps or (8 if d_max >= 128 else 4)
 
 
 def gpu_num_stages(cfg, one_stage: bool) -> int:
-    """cfg.num_stages, else 2, or 1 where the normaliser makes two stages cost registers or spills: dq, the
-    forward with decay, and dv with the decay gradient. By ptxas on sm_90: the gated D64 forward takes 168 registers with one
-    stage against 217 with two, gated D64 dq 174 against 213, and the gated D128 dv spills 36 B with two;
-    the ungated forward (D64: 96 against 112) and dk (D128: 160 against 168) do better with two
-    (docs/kernels.md)."""
+    """cfg.num_stages, else 2, or 1 (``one_stage``) where the normaliser makes two stages cost registers or
+    spills: dq, the forward with decay, and dv with the decay gradient (compile statistics: docs/kernels.md)."""
     return cfg.num_stages or (1 if one_stage else 2)
 
 
@@ -62,7 +59,7 @@ def _num_sms() -> int:
         return 132  # an H100 SXM
 
 
-STATE_TILE = 64 * 128  # float32 state elements per program: 64 registers a thread at 8 warps (no spills)
+STATE_TILE = 64 * 128  # float32 state elements per program at most (no spills at 8 warps: docs/kernels.md)
 
 
 def _block(D, cfg_block, programs_per_block, auto, other=0):
@@ -271,8 +268,8 @@ def backward(q, k, v, b, s0, do, dsT, cfg, gate_grad: bool = True, norm=None):
     C = cfg.chunk_size
     N = T // C
     BK = _block(Dk, cfg.block_k, B * H, cfg.auto_split, Dv)
-    # The gated dv sweep with state in and out also holds the entering state and dS_T/dS_0 tiles: at Dk 128
-    # its 64-wide blocks spill (ptxas, sm_90), 32-wide ones do not.
+    # The gated dv sweep with state in and out also holds the entering state and dS_T/dS_0 tiles: half-width
+    # Dv blocks at Dk 128 (docs/kernels.md).
     heavy_dv = gate_grad and b is not None and (s0 is not None or dsT is not None)
     BV = _block(Dv, cfg.block_v, B * H, cfg.auto_split, Dk * (2 if heavy_dv else 1))
     NK, NV = Dk // BK, Dv // BV

@@ -5,8 +5,7 @@ idiom: the sequence axis is the last grid axis, marked "arbitrary" (sequential);
 S consecutive [C, D] chunks (double-buffered by the pipeline) and loops over them in-kernel, and the
 float32 state tile lives in a VMEM scratch buffer that persists across the steps of one (batch, head,
 feature block). S chunks per step (KernelConfig.chunks_per_step, the largest divisor of the chunk count
-up to it) keep the grid small: one chunk per step gave B8 T4096 H16 ~8k steps per kernel at chunk 64,
-each paying the per-step pipeline overhead; 8 chunks per step give 1024.
+up to it) keep the grid small, as each grid step pays the pipeline's overhead (docs/kernels.md).
 
 Layout: [B, T, H, D] activations are viewed as [B, N, C, H*D] (a free reshape), so an (S, C, D) block
 at column index h*(D//BD)+j is head h's feature block j for S chunks: last two block dims (C, 128k)
