@@ -16,7 +16,7 @@ from jaxlab.config import ConfigError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tiny(c, steps=40):
+def _tiny(c, steps=20):
     c.data.num_train, c.data.num_test = 128, 64
     c.model.widths = (8,)
     c.train.steps, c.train.log_every, c.train.eval_every, c.train.progress = steps, 10, 20, False
@@ -28,6 +28,7 @@ def test_step_stability_finds_each_closed_form(tmp_path):
     c = _tiny(stability_config())
     c.stability.methods = "sgd,adam"                # heavy ball and Nesterov: tests/curvature/test_step_map.py
     c.stability.arnoldi_iters = 60
+    c.stability.bisect_iters = 10                   # a ×2 bracket halved 10 times on log η: ratio to 3.4e-4
     step_stability.check(c)
     step_stability.main(c, str(tmp_path))
     s = json.load(open(tmp_path / "summary.json"))
@@ -61,7 +62,7 @@ def test_step_stability_bad_value_is_one_line_exit_2(tmp_path):
 
 
 def test_zo_eos_tags_each_optimizer_and_judges_on_the_plateau_test(tmp_path):
-    c = _tiny(zo_config(), steps=60)
+    c = _tiny(zo_config(), steps=30)
     c.curvature.quantities = ("sharpness", "trace", "zo_stability", "zo_dense")
     c.sweep.axes = "optim.lr=0.05"
     zo_eos.main(c, str(tmp_path))
