@@ -28,7 +28,7 @@ class Context(NamedTuple):
     tracker: Any           # the Tracker: its static settings (num_iters, apply_fn, declared, ...)
     params: Any
     opt_state: Any
-    numbers: dict          # resolved optimiser numbers at this step: lr (the current one), momentum, b1, ...
+    numbers: Any           # the run's optimiser Numbers at this step (jaxlab.optim): lr the current one, b1, ...
     batch: Any             # (x, y): the curvature set
     matvec: Callable       # v -> Hv on the curvature set
     key: jax.Array         # this measurement's key (the run's curvature seed folded with the step)

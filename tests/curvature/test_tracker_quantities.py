@@ -72,7 +72,7 @@ def test_zo_dense_matches_an_independent_bisection(problem, n):
 def test_zo_bounds_contain_the_dense_value_with_negative_eigenvalues(problem, name, nesterov):
     config = _config(name, ("zo_stability", "zo_dense"), num_iters=123, trace_samples=40)
     config.optim.zo_directions, config.optim.nesterov, config.optim.momentum = 2, nesterov, 0.9
-    numbers = {**optim.resolve(config.optim), "lr": 0.05}
+    numbers = optim.resolve(config.optim)._replace(lr=0.05)
     out, _ = jax.jit(_tracker(config, problem))(problem.params, None, numbers, problem.batch, None)
     lam = problem.evals
     assert np.sum(lam < 0) > 10                        # a spectrum with many negative directions
