@@ -22,6 +22,7 @@ CPU time: 17.8 min (21.9 min wall on 2 cores shared at load 4-9; docs/lm.md)
 """
 import ml_collections
 
+from jaxlab.models import model_config
 from jaxlab.schema import base_config
 
 
@@ -35,13 +36,8 @@ def get_config():
     c.data.queries = "uniform"
     c.data.num_examples = 8192             # training sequences; 2,048 held out, of which num_test for recall
     c.data.num_test = 1024
-    c.model.name = "transformer"
-    c.model.d_model = 32
-    c.model.num_layers = 2
-    c.model.num_heads = 2
-    c.model.mlp_ratio = 2
-    c.model.max_len = 32
-    c.model.activation = "gelu"
+    c.model = model_config("transformer", d_model=32, num_layers=2, num_heads=2, mlp_ratio=2, max_len=32,
+                           activation="gelu")
     c.loss.name = "cross_entropy"
     c.optim.name = "adam"
     c.optim.lr = 3e-3

@@ -57,7 +57,7 @@ def bench_config():
 
     c = base_config()
     c.data.name, c.data.num_train, c.data.standardize = "mnist1d", 1000, True
-    c.model.name, c.model.widths, c.model.activation, c.model.init = "mlp", (200, 200), "tanh", "torch"
+    c.model.name, c.model.widths, c.model.activation, c.model.init_scheme = "mlp", (200, 200), "tanh", "torch"
     c.loss.name = "mse"
     c.optim.name, c.optim.lr = "sgd", 0.1
     c.train.batch_size, c.train.progress = 0, False

@@ -24,6 +24,7 @@ import numpy as np
 from jaxlab.bench import parse_args, timed
 from jaxlab import data as data_lib
 from jaxlab import optim
+from jaxlab.models import model_config
 from jaxlab.schema import base_config
 from jaxlab.sweep import sweep
 from jaxlab.sweep.batched import BatchedCompiled, make_mesh
@@ -34,10 +35,8 @@ def eos_config(model: str, steps: int):
     """The edge-of-stability setting of experiments/configs/eos_weight_decay.py, with its MLP or a CNN."""
     c = base_config()
     c.data.name, c.data.num_train = "mnist1d", 1000
-    c.model.name = model
-    c.model.widths, c.model.activation = (200, 200), "tanh"
-    if model == "cnn":
-        c.model.channels, c.model.activation = (32, 32), "relu"
+    c.model = model_config("cnn", channels=(32, 32), activation="relu") if model == "cnn" else model_config(
+        "mlp", widths=(200, 200), activation="tanh")
     c.loss.name = "mse"
     c.optim.name, c.optim.lr = "sgd", 0.05
     c.train.steps, c.train.batch_size, c.train.log_every, c.train.progress = steps, 0, 10, False
