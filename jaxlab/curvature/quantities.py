@@ -21,6 +21,7 @@ from jaxlab.curvature.alignment import alignment, layer_shares
 from jaxlab.curvature.lanczos import lanczos
 from jaxlab.curvature.ntk import mse_row_weights, ntk_top_eigenvalues
 from jaxlab.curvature.preconditioned import preconditioned_matvec
+from jaxlab.registry import registrar
 
 
 class Context(NamedTuple):
@@ -63,13 +64,9 @@ def compared_key(operator: str) -> str:
     return COMPARED[operator]
 
 
-def register_quantity(name: str, **needs):
-    """Decorator: ``fn(ctx: Context) -> {key: scalar}`` recorded under ``curvature.quantities`` name ``name``;
-    ``needs``: the Quantity flags (needs_eigs=True, ...)."""
-    def deco(fn):
-        QUANTITIES[name] = Quantity(fn, **needs)
-        return fn
-    return deco
+# Decorator: ``fn(ctx: Context) -> {key: scalar}`` recorded under ``curvature.quantities`` name ``name``, with the
+# Quantity flags it needs: ``@register_quantity("trace", needs_trace=True)``.
+register_quantity = registrar(QUANTITIES, Quantity)
 
 
 def quantity_names(curv_cfg) -> tuple[str, ...]:
