@@ -28,7 +28,8 @@ def test_mlp_shape_and_parameter_count(bias):
 
 def test_mlp_torch_init_bounds():
     ds = _ds(np.zeros((3, 40), np.float32))
-    params = init_params(get_model(_model_cfg(name="mlp", widths=(64,), init_scheme="torch"), ds), jax.random.PRNGKey(0), ds)
+    model = get_model(_model_cfg(name="mlp", widths=(64,), init_scheme="torch"), ds)
+    params = init_params(model, jax.random.PRNGKey(0), ds)
     bound = 1 / np.sqrt(40)
     for leaf in (params["Dense_0"]["kernel"], params["Dense_0"]["bias"]):
         assert np.abs(leaf).max() <= bound and np.abs(leaf).max() > 0.8 * bound

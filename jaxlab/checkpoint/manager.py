@@ -18,11 +18,11 @@ without jaxlab (``ocp.StandardCheckpointer().restore(f"{directory}/{step}/opt_st
   bytes}}``, the leaf path being the item's keys joined by "/" (e.g. ``"0/nu/Dense_0/kernel"``).
 
 The nested dict of a state is :func:`tree_to_dict` (the names of ``jax.tree_util``'s key paths, nested by
-``orbax.checkpoint.tree``); only leaves are stored, so empty nodes (``None``, ``optax.EmptyState()``, ``()``) take no space and an item with no leaves at all
-(e.g. the optimiser state of plain SGD) is not written. A restore maps the stored leaves back onto the caller's
-template BY KEY PATH (not by flatten order), so empty nodes and NamedTuple types come from the template and the
-restored state is bitwise the saved one. A sweep chunk's stacked state (a leading run axis on every leaf) is
-saved and restored the same way.
+``orbax.checkpoint.tree``); only leaves are stored, so empty nodes (``None``, ``optax.EmptyState()``, ``()``) take
+no space and an item with no leaves at all (e.g. the optimiser state of plain SGD) is not written. A restore maps
+the stored leaves back onto the caller's template BY KEY PATH (not by flatten order), so empty nodes and NamedTuple
+types come from the template and the restored state is bitwise the saved one. A sweep chunk's stacked state (a
+leading run axis on every leaf) is saved and restored the same way.
 
 orbax commits a step by renaming its temporary directory, so a save killed midway leaves no step behind; the
 checksums catch what that cannot (a file truncated or altered after the commit): a checkpoint that fails them, or

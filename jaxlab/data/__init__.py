@@ -63,5 +63,5 @@ def check(config):
         loader.check(d)
 
 
-__all__ = ["Dataset", "default_config", "check", "get_dataset", "train_size", "sample_batch", "steps_per_epoch", "LOADERS",
-           "register_dataset"]
+__all__ = ["Dataset", "default_config", "check", "get_dataset", "train_size", "sample_batch", "steps_per_epoch",
+           "LOADERS", "register_dataset"]

@@ -1,10 +1,11 @@
 """Planning a sweep: which axes are traced, how runs group into compiled programs, and how groups split into chunks.
 
-A run is a point of ``seeds × axes``. Axes whose values can be traced (numeric ``optim.*`` fields, passed to
-the trainer as the run's :class:`jaxlab.optim.Numbers`) vary inside one compiled program; the others (model width, optimiser kind, batch
-size, ...) change the program's structure, so each of their values is a separate *group*, compiled on its own
-and run in turn. A group's runs go through its program in *chunks* of at most ``runs_per_program`` (memory),
-every chunk padded to the same size (a multiple of the device count) so one compilation serves them all.
+A run is a point of ``seeds × axes``. Axes whose values can be traced (numeric ``optim.*`` fields, passed to the
+trainer as the run's :class:`jaxlab.optim.Numbers`) vary inside one compiled program; the others (model width,
+optimiser kind, batch size, ...) change the program's structure, so each of their values is a separate *group*,
+compiled on its own and run in turn. A group's runs go through its program in *chunks* of at most
+``runs_per_program`` (memory), every chunk padded to the same size (a multiple of the device count) so one
+compilation serves them all.
 """
 from __future__ import annotations
 

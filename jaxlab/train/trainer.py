@@ -111,7 +111,8 @@ class Trainer:
     def init(self, key, hp) -> TrainState:
         k_init, k_data = jax.random.split(key)
         params = self.model.init(k_init, jnp.zeros((1, *self.input_shape), self.input_dtype))["params"]
-        return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx(self.numbers(hp)).init(params), key=k_data,
+        opt_state = self.tx(self.numbers(hp)).init(params)
+        return TrainState(step=jnp.int32(0), params=params, opt_state=opt_state, key=k_data,
                           ref_loss=jnp.float32(jnp.inf), diverged=jnp.bool_(False), diverged_step=jnp.int32(-1),
                           curv=self.tracker.init(params) if self.tracker is not None else None)
 
@@ -154,7 +155,8 @@ class Trainer:
             diverged=frozen,
             diverged_step=jnp.where(bad & ~state.diverged, state.step, state.diverged_step),
         )
-        metrics = {"batch_loss": loss, "batch_accuracy": acc, "grad_norm": grad_norm, "lr": self.lr(numbers, state.step)}
+        metrics = {"batch_loss": loss, "batch_accuracy": acc, "grad_norm": grad_norm,
+                   "lr": self.lr(numbers, state.step)}
         return new_state, metrics
 
     def advance(self, state: TrainState, hp, data, num_steps: int):

@@ -1,5 +1,6 @@
 """Checkpoint storage: every item is a standard orbax PyTree of named leaves (plain orbax opens it without jaxlab),
-restore_latest is bitwise by key path (curv None or a tree, stacked states, empty optimiser states), and a torn or missing item is skipped with a warning in favour of an older step."""
+restore_latest is bitwise by key path (curv None or a tree, stacked states, empty optimiser states), and a torn or
+missing item is skipped with a warning in favour of an older step."""
 import json
 import os
 import warnings

@@ -90,7 +90,8 @@ def test_a_fresh_key_per_measurement(problem):
     """Probes and start vectors come from the curvature seed folded with the training step: the same step
     reproduces the trace exactly, another step draws new probes (its error is not frozen along the run)."""
     tracker = _tracker(_config("sgd", ("trace",), trace_samples=4), problem)
-    f = jax.jit(lambda t: tracker(problem.params, None, optim.Numbers(lr=0.1), problem.batch, None, t=t)[0]["hessian_trace"])
+    numbers = optim.Numbers(lr=0.1)
+    f = jax.jit(lambda t: tracker(problem.params, None, numbers, problem.batch, None, t=t)[0]["hessian_trace"])
     a, b, c = float(f(10)), float(f(10)), float(f(20))
     assert a == b and a != c
     exact = np.trace(problem.H)

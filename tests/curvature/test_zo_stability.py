@@ -47,8 +47,9 @@ def _fn(name):
         mode_map, key, _ = MAPS[name]
 
         def one(lam, n, b):
-            lo, hi = critical_lr_bounds(jnp.max(lam), jnp.sum(jnp.maximum(lam, 0.0)), n, mode_map, Numbers(**{key: b}))
-            return critical_lr(lam, n, mode_map, Numbers(**{key: b})), lo, hi, deterministic_limit(mode_map, Numbers(**{key: b}))
+            p = Numbers(**{key: b})
+            lo, hi = critical_lr_bounds(jnp.max(lam), jnp.sum(jnp.maximum(lam, 0.0)), n, mode_map, p)
+            return critical_lr(lam, n, mode_map, p), lo, hi, deterministic_limit(mode_map, p)
         _FNS[name] = jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
     return lambda lam, n: [np.asarray(v) for v in _FNS[name](jnp.asarray(lam, float), float(n),
                                                               jnp.asarray(BETAS[name], float))]
