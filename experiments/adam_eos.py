@@ -10,7 +10,7 @@ summary.json["claim"]. Outputs as eos_weight_decay's (eos_sharpness.png draws th
 from __future__ import annotations
 
 from jaxlab import cli
-from jaxlab.experiment import run_grid
+from jaxlab.sweep import sweep
 from experiments.eos_weight_decay import write_eos_outputs
 
 # What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
@@ -33,8 +33,8 @@ def hovers(rows, tolerance: float = 0.1) -> dict:
 
 
 def main(config, workdir):
-    results = run_grid(config, workdir)
-    write_eos_outputs(results, config, workdir, claim=hovers,
+    results = sweep(config, workdir=workdir)
+    write_eos_outputs(results, workdir, claim=hovers,
                       title=f"{config.model.name}, Adam: preconditioned sharpness vs (2+2β1)/((1−β1)η)")
 
 

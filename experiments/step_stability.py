@@ -118,7 +118,7 @@ def thresholds_at(config, dataset, state, iters: int, bisect_iters: int) -> dict
     mv = make_hvp(trainer.loss_fn, params, batch, linearize=True)
     lam = float(lanczos(mv if P is None else preconditioned_matvec(mv, P), params, key, iters, k=1)[0][0])
     # every declared threshold is c/η: the crossing of λ1(operator) is η* = threshold(η = 1)/λ1
-    closed = float(declared.threshold({**numbers, "lr": 1.0})) / lam if declared.threshold is not None else None
+    closed = float(declared.threshold(numbers._replace(lr=1.0))) / lam if declared.threshold is not None else None
 
     @jax.jit
     def flips(lr):

@@ -58,7 +58,7 @@ def rows_of(results, config) -> list[dict]:
         recs = alive_records(r.result.records, r.result.summary)
         lr = r.coords.get(LR, config.optim.lr)
         name = r.coords.get(NAME, config.optim.name)
-        eos = eos_summary([r], with_overrides(config, {NAME: name}))["eos"][0]
+        eos = eos_summary([r])["eos"][0]
         zo = last_quarter(recs, "zo_sharpness")
         out.append({"optimizer": name, "lr": lr, "seed": r.coords["seed"],
                     "diverged": bool(r.result.summary.get("diverged")),

@@ -1,25 +1,28 @@
-"""Edge-of-stability analysis of tracked runs (host-side numpy): per-run summary numbers and the classic EoS plot.
+"""Edge-of-stability analysis of tracked runs (host-side numpy): per-run summary numbers, the tracking cost and the
+classic EoS plot, as one report.
 
+    report = eos_report(results, title=..., claim=...)  # a sweep's RunResults -> summary, figures, printed text
+    pngs = jaxlab.plots.draw(report.figures)            # then jaxlab.io.write_outputs(workdir, report.summary, pngs)
     s = eos_run_summary(result.records)                 # one run: sharpness vs threshold, sharpening, oscillations
-    summary = eos_summary(results, config)              # a sweep's RunResults: {"eos": [row per run]}
-    eos_plots(results, config, workdir)                 # eos_sharpness.png, eos_loss.png
+    rows = eos_summary(results)["eos"]                  # a row per run
 
 Inputs are records as ``jaxlab.train.run`` writes them: dicts with "step" and, at curvature steps, "sharpness",
-"eos_threshold" and "sharpness_ratio" (see :mod:`jaxlab.curvature.tracker`). Everything here is host-side numpy.
+"eos_threshold" and "sharpness_ratio" (see :mod:`jaxlab.curvature.tracker`); each run's numbers (lr, weight decay,
+optimiser) are its coordinates or, where not swept, its own config (``Result.config``). Everything here is
+host-side numpy.
 """
 from __future__ import annotations
 
 import math
-import os
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from jaxlab.curvature.quantities import compared_key
 from jaxlab.optim import declaration
 from jaxlab.plateau import plateau_test
-from jaxlab.plots import plt, save
-from jaxlab.stats import markdown_table
+from jaxlab.plots import Bands, Curves, Line, Panel, Panels
+from jaxlab.stats import grid_summary, markdown_table, run_curves
 
 LR, WD = "optim.lr", "optim.weight_decay"
 
@@ -37,11 +40,6 @@ def alive_records(records: Sequence[dict], summary: dict | None = None) -> list[
     if summary and summary.get("diverged"):
         return [r for r in records if r["step"] < summary.get("diverged_step", 0)]
     return list(records)
-
-
-def sharpness_key(config, name: str | None = None) -> str:
-    """The record of the curvature config's optimiser (or optimiser ``name``) declares its threshold on."""
-    return compared_key(declaration(config.optim, name).operator)
 
 
 def record_key(records: Sequence[dict], operator: str | None = None) -> str:
@@ -125,22 +123,24 @@ def eos_run_summary(records: Sequence[dict], reach: float = 0.9, operator: str |
     return out
 
 
-def _coord(r, config, path: str):
+def _value(r, path: str):
+    """A run's number at config ``path``: its coordinate when swept (as the axis wrote it), else its config's."""
     if path in r.coords:
         return r.coords[path]
     section, key = path.split(".")
-    return config[section][key]
+    return r.result.config[section][key]
 
 
-def eos_summary(results, config, reach: float = 0.9) -> dict:
-    """{"eos": [per run: seed, lr, weight_decay, diverged + eos_run_summary]} for a sweep's RunResults."""
+def eos_summary(results, reach: float = 0.9) -> dict:
+    """{"eos": [per run: seed, lr, weight_decay, diverged + eos_run_summary]} for a sweep's RunResults; the
+    sharpness read is the one each run's optimiser declares its threshold on."""
     rows = []
     for r in results:
         s = r.result.summary
-        row = {"seed": r.coords.get("seed"), "lr": _coord(r, config, LR), "weight_decay": _coord(r, config, WD),
+        row = {"seed": r.coords.get("seed"), "lr": _value(r, LR), "weight_decay": _value(r, WD),
                **{k: v for k, v in r.coords.items() if k not in ("seed", LR, WD)},
                "diverged": bool(s.get("diverged"))}
-        operator = declaration(config.optim, r.coords.get("optim.name")).operator
+        operator = declaration(r.result.config.optim).operator
         row.update(eos_run_summary(alive_records(r.result.records, s), reach, operator))
         rows.append(row)
     return {"eos": rows}
@@ -155,58 +155,108 @@ def format_table(rows: Sequence[dict]) -> str:
     return markdown_table([{k: "-" if r.get(k) is None else r[k] for _, k in cols} for r in rows], cols)
 
 
+def tracking_cost(timing: Sequence[dict] | None) -> dict:
+    """What curvature tracking cost a run, from its own timings (``Result.timing``: per fetched record the seconds
+    of its chunk's steps and of its measurement, with the chunk length and the measurement's flags).
+
+    t_chunk: median seconds of a chunk's steps; extra: median seconds of a measurement with curvature, less the
+    median of one without (both without the test set; without any plain measurement the whole measurement counts,
+    a slight overestimate). Medians leave out the calls that compiled. With n_curv the run's curvature measurements,
+    S its steps and n the chunk length,
+      curvature_time_fraction = n_curv·extra / (S/n·t_chunk + n_curv·extra).
+    {} when nothing measured curvature. A vmapped sweep times its runs together, so the ratio stands for each.
+    """
+    rows = [t for t in timing or () if t["steps"] > 0]
+    curv = [t["measure_s"] for t in rows if t["curvature"] and not t["test"]] or [
+        t["measure_s"] for t in rows if t["curvature"]]
+    if not curv:
+        return {}
+    plain = [t["measure_s"] for t in rows if not (t["curvature"] or t["test"])]
+    n_curv = sum(1 for t in timing if t["curvature"])
+    n = max(t["steps"] for t in rows)
+    t_chunk = max(float(np.median([t["advance_s"] for t in rows])), 1e-9)
+    extra = max(float(np.median(curv)) - (float(np.median(plain)) if plain else 0.0), 0.0)
+    train = rows[-1]["step"] / n * t_chunk
+    return {"curvature_time_fraction": _r(n_curv * extra / (train + n_curv * extra), 3),
+            "curvature_s_per_measurement": _r(extra, 3), "train_s_per_step": _r(t_chunk / n, 3),
+            "curvature_measurements_per_run": n_curv, "curvature_cost_in_steps": _r(extra / (t_chunk / n), 3)}
+
+
 # ------------------------------------------------------------------------------------------------ plots
-
-def _panels(results, config):
-    """[(weight_decay, [(lr, seed, records)])] in the sweep's order."""
-    groups: dict = {}
-    for r in results:
-        wd = _coord(r, config, WD)
-        groups.setdefault(wd, []).append((_coord(r, config, LR), r.coords.get("seed"),
-                                          alive_records(r.result.records, r.result.summary)))
-    return list(groups.items())
-
 
 LABELS = {"sharpness": "sharpness λ1", "preconditioned_sharpness": "preconditioned sharpness λ1(P⁻¹H)",
           "zo_sharpness": "ZO effective sharpness 2/η*(H)", "ntk_max": "top NTK eigenvalue (GN λ1)"}
 
 
-def plot_eos(results, config, path: str, key: str = "sharpness", logy: bool = False, title: str = "") -> str:
+def eos_panels(results, name: str, key: str = "sharpness", logy: bool = False, title: str = "") -> Panels:
     """One panel per weight decay; per lr a line of ``key`` vs step (one colour per lr, every seed) and, for a
     curvature key (LABELS), the run's dashed eos_threshold in the same colour (2/η for GD, 38/η for Adam...)."""
-    panels = _panels(results, config)
-    lrs = sorted({lr for _, runs in panels for lr, _, _ in runs})
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 3.6 * len(panels)), 3.6), squeeze=False, sharey=True)
-    for ax, (wd, runs) in zip(axes[0], panels):
-        drawn = set()
-        for lr, seed, recs in runs:
+    groups: dict = {}
+    for r in results:  # in the sweep's order
+        groups.setdefault(_value(r, WD), []).append((_value(r, LR), alive_records(r.result.records, r.result.summary)))
+    lrs = sorted({lr for runs in groups.values() for lr, _ in runs})
+    panels = []
+    for wd, runs in groups.items():
+        lines, levels, drawn = [], [], set()
+        for lr, recs in runs:
             color = f"C{lrs.index(lr) % 10}"
             pts = [(r["step"], r[key]) for r in recs if _finite(r.get(key))]
             if pts:
-                ax.plot(*zip(*pts), color=color, lw=1.1, label=None if lr in drawn else f"η={lr:g}")
+                lines.append(Line(*zip(*pts), color=color, label=None if lr in drawn else f"η={lr:g}"))
             thr = [r["eos_threshold"] for r in recs if _finite(r.get("eos_threshold"))]
             if key in LABELS and thr and lr not in drawn:
-                ax.axhline(thr[-1], color=color, ls="--", lw=1.0)
+                levels.append((thr[-1], color))
             drawn.add(lr)
-        if logy:
-            ax.set_yscale("log")
-        ax.set_title(f"weight decay {wd:g}", fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{LABELS[key]} (dashed: threshold)" if key in LABELS else key)
-    if axes[0][-1].get_legend_handles_labels()[0]:  # nothing drawn (no such key measured): no legend
-        axes[0][-1].legend(fontsize=8)
-    return save(fig, path, title)
+        panels.append(Panel(f"weight decay {wd:g}", lines, levels))
+    ylabel = f"{LABELS[key]} (dashed: threshold)" if key in LABELS else key
+    return Panels(name, panels, ylabel, logy=logy, title=title)
 
 
-def eos_plots(results, config, workdir: str, title: str = "") -> list[str]:
-    """eos_sharpness.png (the classic EoS plot: the curvature the threshold applies to), eos_loss.png (train
-    loss, same layout) and, when tracked, eos_ntk.png (the top NTK eigenvalue against the same threshold)."""
-    records = [rec for r in results for rec in r.result.records]
-    paths = [plot_eos(results, config, os.path.join(workdir, "eos_sharpness.png"), key=sharpness_key(config), title=title),
-             plot_eos(results, config, os.path.join(workdir, "eos_loss.png"), key="train_loss", logy=True,
-                      title=f"{config.model.name}: train loss per weight decay")]
-    if any(_finite(rec.get("ntk_max")) for rec in records):
-        paths.append(plot_eos(results, config, os.path.join(workdir, "eos_ntk.png"), key="ntk_max",
-                              title=f"{config.model.name}: function-space curvature vs the threshold"))
-    return paths
+# ------------------------------------------------------------------------------------------------ the report
+
+class EosReport(NamedTuple):
+    summary: dict     # summary.json: the sweep's grid summary, "eos" rows, ["claim"], the tracking cost
+    figures: list     # jaxlab.plots figures: eos_sharpness, eos_loss, [eos_ntk], loss_curves, loss_bands
+    text: str         # what the experiment prints: the per-run table, the tracking cost, [the claim]
+
+
+OPERATOR_TITLES = {"preconditioned": "preconditioned sharpness vs its threshold",
+                   "zo_mean_square": "ZO effective sharpness vs 2/η"}
+
+
+def eos_report(results, title: str = "", claim=None) -> EosReport:
+    """A sweep's edge-of-stability outputs in one pass: per-run summaries, then the figures to draw, then the text.
+
+    results: RunResults of one sweep (``results.summary`` holds its grid statistics, else they are computed).
+    title: eos_sharpness.png's title (default: the model and what is compared with the threshold).
+    claim(eos rows) -> dict: an experiment's verdict on its claim, stored in the summary under "claim".
+    """
+    config = results[0].result.config
+    eos = eos_summary(results)
+    if claim is not None:
+        eos["claim"] = claim(eos["eos"])
+    runs = [rec for r in results for rec in r.result.records]
+    cost = tracking_cost(results[0].result.timing)
+    base = getattr(results, "summary", None) or grid_summary(results)
+    summary = {**base, **eos, **cost}
+
+    operator = declaration(config.optim).operator
+    key, model = compared_key(operator), config.model.name
+    what = OPERATOR_TITLES.get(operator, "sharpness vs its threshold")
+    keys = ("train_loss", key, "test_accuracy")
+    per_run, per_point = run_curves(results, keys)
+    figures = [eos_panels(results, "eos_sharpness.png", key, title=title or f"{model}: {what} per weight decay"),
+               eos_panels(results, "eos_loss.png", "train_loss", logy=True,
+                          title=f"{model}: train loss per weight decay")]
+    if any(_finite(rec.get("ntk_max")) for rec in runs):
+        figures.append(eos_panels(results, "eos_ntk.png", "ntk_max",
+                                  title=f"{model}: function-space curvature vs the threshold"))
+    figures += [Curves("loss_curves.png", per_run, keys), Bands("loss_bands.png", per_point, keys)]
+
+    text = [format_table(eos["eos"])]
+    if cost:
+        text.append(f"curvature tracking: {cost['curvature_time_fraction']:.1%} of the time "
+                    f"({cost['curvature_cost_in_steps']:.3g} training steps per measurement)")
+    if claim is not None:
+        text.append(f"claim: {eos['claim']}")
+    return EosReport(summary, figures, "\n".join(text))

@@ -2,16 +2,16 @@
 
     results = run_grid(config, workdir)   # vmapped sweep; metrics.jsonl with run coordinates
     write_grid_outputs(results, workdir)  # summary.json (statistics over seeds), loss curves, mean ± std bands
+
+The outputs are one walk: the summary (``jaxlab.stats``), then the figures (``jaxlab.plots.draw``), then the files
+(``jaxlab.io.write_outputs``).
 """
 from __future__ import annotations
 
-import os
-
-from jaxlab.io import write_summary
-from jaxlab.plots import plot_bands, plot_curves
-from jaxlab.sweep import RunResult, SweepResult, by_point, curve, grid_summary, sweep
-from jaxlab.sweep.aggregate import label
-from jaxlab.sweep.plan import traceable  # noqa: F401  (re-exported: which paths are traced)
+from jaxlab.io import write_outputs
+from jaxlab.plots import Bands, Curves, draw
+from jaxlab.stats import grid_summary, run_curves
+from jaxlab.sweep import RunResult, SweepResult, sweep
 
 __all__ = ["RunResult", "run_grid", "grid_summary", "write_grid_outputs"]
 
@@ -24,14 +24,13 @@ def run_grid(config, workdir: str | None = None, progress: bool | None = None) -
 
 
 def write_grid_outputs(results, workdir: str, extra_summary: dict | None = None,
-                       keys=("train_loss", "test_accuracy")) -> dict:
-    """summary.json (per run, and mean/std/min/max over seeds per grid point), loss_curves.png (every run) and
-    loss_bands.png (mean ± std over seeds per grid point)."""
+                       keys=("train_loss", "test_accuracy"), figures=()) -> dict:
+    """summary.json (per run, and mean/std/min/max over seeds per grid point, plus ``extra_summary``),
+    loss_curves.png (every run of ``keys``), loss_bands.png (mean ± std over seeds per grid point) and the PNG of
+    each of ``figures`` (more ``jaxlab.plots`` figures). -> the summary."""
     base = results.summary if isinstance(results, SweepResult) else grid_summary(results)
     summary = {**base, **(extra_summary or {})}
-    write_summary(workdir, summary)
-    runs = [(", ".join(f"{k.split('.')[-1]}={v}" for k, v in r.coords.items()), r.result.records) for r in results]
-    plot_curves(runs, list(keys), os.path.join(workdir, "loss_curves.png"))
-    bands = [(label(point), {k: curve(rs, k) for k in keys}) for point, rs in by_point(results)]
-    plot_bands(bands, list(keys), os.path.join(workdir, "loss_bands.png"))
+    per_run, per_point = run_curves(results, keys)
+    pngs = draw([*figures, Curves("loss_curves.png", per_run, keys), Bands("loss_bands.png", per_point, keys)])
+    write_outputs(workdir, summary, pngs)
     return summary

@@ -85,6 +85,19 @@ def write_summary(workdir: str, summary) -> None:
         write_json(os.path.join(workdir, "summary.json"), summary)
 
 
+def write_outputs(workdir: str, summary, files: dict[str, bytes] | None = None) -> list[str]:
+    """An experiment's results in ``workdir``: summary.json and each of ``files`` ({name: bytes}, e.g. the PNGs of
+    ``jaxlab.plots.draw``), written by process 0 only. -> the paths."""
+    write_summary(workdir, summary)
+    paths = [os.path.join(workdir, "summary.json")]
+    for name, data in (files or {}).items():
+        paths.append(os.path.join(workdir, name))
+        if is_writer():
+            with open(paths[-1], "wb") as f:
+                f.write(data)
+    return paths
+
+
 class MetricsWriter:
     """Appends records to ``<workdir>/metrics.jsonl``; ``extra`` fields (e.g. run coordinates) go in every record.
     In a multi-process run only process 0 writes (the others hold the same records and drop them)."""

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxlab.config import require, require_choice
+from jaxlab.registry import lookup, registrar
 
 
 def _flat(out, labels):
@@ -24,6 +25,11 @@ def _masked_mean(values, mask):
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+LOSSES: dict = {}      # name -> fn(out, labels, z_loss) -> scalar
+register_loss = registrar(LOSSES)
+
+
+@register_loss("mse")
 def mse(out, labels, z_loss: float = 0.0):
     """½‖f(x) − onehot(y)‖², summed over outputs and averaged over examples (the EoS papers' convention)."""
     del z_loss
@@ -32,6 +38,7 @@ def mse(out, labels, z_loss: float = 0.0):
     return _masked_mean(0.5 * jnp.sum((out - target) ** 2, axis=-1), mask)
 
 
+@register_loss("cross_entropy")
 def cross_entropy(out, labels, z_loss: float = 0.0):
     """Softmax cross-entropy, plus ``z_loss · logsumexp²`` (PaLM's auxiliary loss keeping logits from drifting)."""
     out, labels, mask = _flat(out, labels)
@@ -45,12 +52,8 @@ def accuracy(out, labels):
     return _masked_mean((jnp.argmax(out, axis=-1) == labels).astype(jnp.float32), mask)
 
 
-LOSSES = {"mse": mse, "cross_entropy": cross_entropy}
-
-
 def get_loss(name: str):
-    require_choice("loss.name", name, LOSSES)
-    return LOSSES[name]
+    return lookup(LOSSES, "loss.name", name)
 
 
 def default_config() -> ml_collections.ConfigDict:

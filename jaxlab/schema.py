@@ -111,9 +111,18 @@ def _check_axis_value(path: str, current, value):
         raise ConfigError(f"config.sweep.axes: {path}={value!r}: must be a finite number")
 
 
+_passed: list[str] = []   # the JSON of the last config that passed every check
+
+
 def validate(config) -> ConfigDict:
-    """Run every section's checks, in this order; raise ConfigError naming the first bad key. Every number
-    must be finite, first of all."""
+    """Run every section's checks, in this order; raise ConfigError naming the first bad key. -> config.
+    Every number must be finite, first of all.
+
+    Each entry point (the command line, ``run``, ``sweep``) calls it, yet a config is checked once: a config equal
+    to the last one that passed (same JSON) is returned at once."""
+    key = config.to_json_best_effort(sort_keys=True)
+    if _passed and _passed[0] == key:
+        return config
     require_finite(config)
     data.check(config)
     models.check(config)
@@ -124,4 +133,5 @@ def validate(config) -> ConfigDict:
     checkpoint_settings.check(config)
     check_sweep(config)
     mesh.check(config)
+    _passed[:] = [key]
     return config

@@ -3,9 +3,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlab.schema import base_config
 from jaxlab.data.dataset import Dataset
-from jaxlab.models import ATTENTION, get_model, init_params
+from jaxlab.models import ATTENTION, get_model, init_params, model_config
 from jaxlab.train import run
 from jaxlab.kernels.linear_attention import LinearAttention
 
@@ -15,8 +14,7 @@ KINDS = ["linear", "retention", "gla"]
 def _lm(attention, vocab=50, T=12):
     tokens = np.random.default_rng(0).integers(0, vocab, (2, T)).astype(np.int32)
     ds = Dataset("fake", tokens, tokens, tokens, tokens, vocab, "lm")
-    c = base_config().model
-    c.name, c.d_model, c.num_heads, c.num_layers, c.attention = "transformer", 32, 4, 2, attention
+    c = model_config("transformer", d_model=32, num_heads=4, num_layers=2, attention=attention, activation="tanh")
     model = get_model(c, ds)
     return model, init_params(model, jax.random.PRNGKey(0), ds), tokens
 
@@ -51,8 +49,7 @@ def test_lm_learns_mqar(kind, tiny_config):
     c = tiny_config
     c.data.name, c.data.seq_len, c.data.vocab_size, c.data.num_kv_pairs, c.data.num_examples = "mqar", 24, 32, 4, 512
     c.data.num_train = c.data.num_test = 0
-    c.model.name, c.model.d_model, c.model.num_heads, c.model.num_layers = "transformer", 32, 2, 2
-    c.model.attention, c.model.activation = kind, "gelu"
+    c.model = model_config("transformer", d_model=32, num_heads=2, num_layers=2, attention=kind, activation="gelu")
     c.loss.name = "cross_entropy"
     c.optim.name, c.optim.lr = "adam", 3e-3
     c.train.batch_size, c.train.steps = 64, 100

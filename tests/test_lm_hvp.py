@@ -11,7 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlab.curvature import make_hvp
 from jaxlab.data.dataset import Dataset
-from jaxlab.models import TransformerLM
+from jaxlab.models import TransformerLM, model_config
 from jaxlab.schema import base_config
 from jaxlab.train import make_train
 
@@ -25,7 +25,7 @@ def test_lm_hvp_matches_dense_float64_hessian(x64, attention):
     y[0, :3] = -1                      # masked positions (non-queries); the rows hold 3 and 5 tokens
     y[1, 3] = -1
     c = base_config()
-    c.data.name, c.model.name, c.model.attention = "mqar", "transformer", attention
+    c.data.name, c.model = "mqar", model_config("transformer", attention=attention, activation="tanh")
     ds = Dataset("mqar", x, y, x, y, num_classes=V, task="lm")
     model = TransformerLM(vocab_size=V, d_model=D, num_layers=1, num_heads=1, mlp_ratio=1, attention=attention,
                           activation="gelu", dtype=jnp.float64)

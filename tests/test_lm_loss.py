@@ -9,6 +9,7 @@ import numpy as np
 from jaxlab.data import mqar
 from jaxlab.data.dataset import Dataset
 from jaxlab.losses import accuracy, cross_entropy, mse
+from jaxlab.models import model_config
 from jaxlab.schema import base_config
 from jaxlab.train import make_train
 
@@ -74,7 +75,7 @@ def test_recall_accuracy_counts_query_positions_only():
     want = 1.0 - len(wrong) / queries.sum()
 
     c = base_config()
-    c.data.name, c.model.name = "mqar", "transformer"
+    c.data.name, c.model = "mqar", model_config("transformer", activation="tanh")
     c.data.seq_len, c.data.vocab_size, c.data.num_kv_pairs = T, V, K
     ds = Dataset("mqar", x, y, x, y, num_classes=V, task="lm")
     trainer = dataclasses.replace(make_train(c, ds), model=_Fixed())

@@ -3,9 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.schema import base_config
 from jaxlab.data.dataset import Dataset
-from jaxlab.models import ATTENTION, get_model, init_params, param_count
+from jaxlab.models import ATTENTION, get_model, init_params, model_config, param_count
 
 
 def _ds(x, num_classes=10, task="classification"):
@@ -13,11 +12,8 @@ def _ds(x, num_classes=10, task="classification"):
     return Dataset("fake", x, np.zeros(len(x), np.int32), x, np.zeros(len(x), np.int32), num_classes, task)
 
 
-def _model_cfg(**kw):
-    c = base_config().model
-    for k, v in kw.items():
-        c[k] = v
-    return c
+def _model_cfg(name="mlp", **kw):
+    return model_config(name, **kw)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -32,7 +28,8 @@ def test_mlp_shape_and_parameter_count(bias):
 
 def test_mlp_torch_init_bounds():
     ds = _ds(np.zeros((3, 40), np.float32))
-    params = init_params(get_model(_model_cfg(name="mlp", widths=(64,), init="torch"), ds), jax.random.PRNGKey(0), ds)
+    model = get_model(_model_cfg(name="mlp", widths=(64,), init_scheme="torch"), ds)
+    params = init_params(model, jax.random.PRNGKey(0), ds)
     bound = 1 / np.sqrt(40)
     for leaf in (params["Dense_0"]["kernel"], params["Dense_0"]["bias"]):
         assert np.abs(leaf).max() <= bound and np.abs(leaf).max() > 0.8 * bound

@@ -1,6 +1,7 @@
 import jax
 import numpy as np
 
+from jaxlab.models import model_config
 from jaxlab.train import run
 
 
@@ -49,8 +50,7 @@ def test_transformer_lm_on_mqar_learns(tiny_config):
     c = tiny_config
     c.data.name, c.data.seq_len, c.data.vocab_size, c.data.num_kv_pairs, c.data.num_examples = "mqar", 24, 32, 4, 512
     c.data.num_train = c.data.num_test = 0
-    c.model.name, c.model.d_model, c.model.num_heads, c.model.num_layers = "transformer", 32, 2, 2
-    c.model.activation = "gelu"
+    c.model = model_config("transformer", d_model=32, num_heads=2, num_layers=2, activation="gelu")
     c.loss.name = "cross_entropy"
     c.optim.name, c.optim.lr = "adam", 3e-3
     c.train.batch_size, c.train.steps = 64, 100

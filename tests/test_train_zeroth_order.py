@@ -2,16 +2,16 @@
 two-point estimate (recomputed independently here with plain optax), the loss falls, and a sweep over the
 traced lr equals separate runs (the ZO directions are a pure function of the run's key and step)."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jaxlab import data as data_lib
+from jaxlab import optim
 from jaxlab.grid import with_overrides
 from jaxlab.optim import zo_gradient
 from jaxlab.schema import base_config
 from jaxlab.sweep import sweep
-from jaxlab.train import default_hp, make_train, run
+from jaxlab.train import make_train, run
 from jaxlab.train.trainer import ZO_STREAM
 
 
@@ -30,7 +30,7 @@ def test_step_is_sgd_on_the_estimate():
     config = zo_config()
     ds = data_lib.get_dataset(config.data)
     trainer = make_train(config, ds)
-    hp = {k: jnp.float32(v) for k, v in default_hp(config).items()}
+    hp = optim.traced_numbers(config.optim)
     data = trainer.device_data(ds)
     state = trainer.init(jax.random.PRNGKey(0), hp)
     new, _ = jax.jit(trainer.step)(state, hp, data)

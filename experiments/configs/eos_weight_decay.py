@@ -21,7 +21,7 @@ def get_config():
     c.model.name = "mlp"
     c.model.widths = (200, 200)
     c.model.activation = "tanh"
-    c.model.init = "torch"
+    c.model.init_scheme = "torch"
     c.loss.name = "mse"
     c.optim.name = "sgd"
     c.optim.lr = 0.1

@@ -8,15 +8,12 @@ up) and loss_osc_last_half (mean |Δ log loss| per step) are per-step measures; 
 amplitude of λ1/(2/η) around 1 over the last half.
 """
 from experiments.configs.eos_weight_decay import get_config as mlp_config
+from jaxlab.models import model_config
 
 
 def get_config():
     c = mlp_config()
-    c.model.name = "cnn"
-    c.model.channels = (16, 16)
-    c.model.kernel_size = 3
-    c.model.pool = "max"
-    c.model.activation = "tanh"
+    c.model = model_config("cnn", channels=(16, 16), kernel_size=3, pool="max", activation="tanh")
     c.train.steps = 1000
     c.train.log_every = 1
     c.train.eval_every = 100

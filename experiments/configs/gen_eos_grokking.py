@@ -22,7 +22,7 @@ def get_config():
     c.data.standardize = False
     c.model.widths = (256,)
     c.model.activation = "relu"
-    c.model.init = "lecun"
+    c.model.init_scheme = "lecun"
     c.loss.name = "mse"
     c.optim.name = "adam"
     c.optim.lr = 1e-3

@@ -21,6 +21,7 @@ experiments/configs/mqar_recall_paper.py for that grid on a GPU/TPU.
 """
 import ml_collections
 
+from jaxlab.models import model_config
 from jaxlab.schema import base_config
 
 
@@ -34,13 +35,8 @@ def get_config():
     c.data.queries = "uniform"
     c.data.num_examples = 8192             # training sequences; 2,048 held out, of which num_test for recall
     c.data.num_test = 1024
-    c.model.name = "transformer"
-    c.model.d_model = 32
-    c.model.num_layers = 2
-    c.model.num_heads = 2
-    c.model.mlp_ratio = 2
-    c.model.max_len = 32
-    c.model.activation = "gelu"
+    c.model = model_config("transformer", d_model=32, num_layers=2, num_heads=2, mlp_ratio=2, max_len=32,
+                           activation="gelu")
     c.loss.name = "cross_entropy"
     c.optim.name = "adam"
     c.optim.lr = 3e-3

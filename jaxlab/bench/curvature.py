@@ -22,20 +22,16 @@ from types import SimpleNamespace
 import jax
 
 from jaxlab.bench import make_parser, timed
-from jaxlab.schema import base_config
 from jaxlab.curvature import lanczos, make_hvp, power_iteration
 from jaxlab.losses import mse
-from jaxlab.models import get_model, init_params, param_count
+from jaxlab.models import get_model, init_params, model_config, param_count
 
 
-def model_config(name: str):
+def eos_model(name: str):
     """The EoS models: tanh MLP 40-200-200-10; CNN with (32, 32) channels, relu (jaxlab.bench.sweep's)."""
-    c = base_config().model
-    c.name = name
-    c.widths, c.activation = (200, 200), "tanh"
     if name == "cnn":
-        c.channels, c.activation = (32, 32), "relu"
-    return c
+        return model_config("cnn", channels=(32, 32), activation="relu")
+    return model_config(name, widths=(200, 200), activation="tanh")
 
 
 def timed_min(fn, repeats: int) -> float:
@@ -47,7 +43,7 @@ def bench_model(name: str, examples: int, iters: int, chunk: int, repeats: int) 
     x = jax.random.normal(kx, (examples, 40))
     y = jax.random.randint(ky, (examples,), 0, 10)
     ds = SimpleNamespace(num_classes=10, x_train=x)
-    model = get_model(model_config(name), ds)
+    model = get_model(eos_model(name), ds)
     params = init_params(model, kp, ds)
     loss_fn = lambda p, b: mse(model.apply({"params": p}, b[0]), b[1])  # noqa: E731
     batch = (x, y)

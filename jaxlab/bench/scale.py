@@ -21,12 +21,12 @@ import sys
 
 CHILD = r"""
 import functools, json, sys
-import jax, jax.numpy as jnp, numpy as np
+import jax, numpy as np
 from jax.sharding import PartitionSpec as P
-from jaxlab import data as data_lib, mesh as mesh_lib
+from jaxlab import data as data_lib, mesh as mesh_lib, optim
 from jaxlab.bench import timed
 from jaxlab.bench.scale import bench_config
-from jaxlab.train import Compiled, default_hp, make_train
+from jaxlab.train import Compiled, make_train
 
 steps, repeats = int(sys.argv[1]), int(sys.argv[2])
 config = bench_config()
@@ -34,7 +34,7 @@ ds = data_lib.get_dataset(config.data)
 mesh = mesh_lib.make_mesh(config.mesh)
 trainer = make_train(config, ds, data_shards=mesh_lib.num_shards(mesh))
 fns = Compiled(trainer, mesh)
-hp = jax.tree.map(np.asarray, {k: jnp.float32(v) for k, v in default_hp(config).items()})
+hp = optim.traced_numbers(config.optim)
 data = fns.put_data(trainer.device_data(ds))
 state = fns.init(np.asarray(jax.random.PRNGKey(0)), hp)
 advance = jax.jit(trainer.advance, static_argnames="num_steps")  # not donated: the state is reused
@@ -57,7 +57,7 @@ def bench_config():
 
     c = base_config()
     c.data.name, c.data.num_train, c.data.standardize = "mnist1d", 1000, True
-    c.model.name, c.model.widths, c.model.activation, c.model.init = "mlp", (200, 200), "tanh", "torch"
+    c.model.name, c.model.widths, c.model.activation, c.model.init_scheme = "mlp", (200, 200), "tanh", "torch"
     c.loss.name = "mse"
     c.optim.name, c.optim.lr = "sgd", 0.1
     c.train.batch_size, c.train.progress = 0, False

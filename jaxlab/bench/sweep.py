@@ -23,20 +23,20 @@ import numpy as np
 
 from jaxlab.bench import make_parser, timed
 from jaxlab import data as data_lib
+from jaxlab import optim
+from jaxlab.models import model_config
 from jaxlab.schema import base_config
 from jaxlab.sweep import sweep
 from jaxlab.sweep.batched import BatchedCompiled, make_mesh
-from jaxlab.train import Compiled, default_hp, drive, make_record, make_train, run
+from jaxlab.train import Compiled, drive, make_record, make_train, run
 
 
 def eos_config(model: str, steps: int):
     """The edge-of-stability setting of experiments/configs/eos_weight_decay.py, with its MLP or a CNN."""
     c = base_config()
     c.data.name, c.data.num_train = "mnist1d", 1000
-    c.model.name = model
-    c.model.widths, c.model.activation = (200, 200), "tanh"
-    if model == "cnn":
-        c.model.channels, c.model.activation = (32, 32), "relu"
+    c.model = model_config("cnn", channels=(32, 32), activation="relu") if model == "cnn" else model_config(
+        "mlp", widths=(200, 200), activation="tanh")
     c.loss.name = "mse"
     c.optim.name, c.optim.lr = "sgd", 0.05
     c.train.steps, c.train.batch_size, c.train.log_every, c.train.progress = steps, 0, 10, False
@@ -100,20 +100,20 @@ def bench_training(config, ds, seeds: int, repeats: int, xla_steps: int) -> list
         bt = trainer_for(config, ds, impl)
         fns = Compiled(bt)
         data = bt.device_data(ds)
-        hp = {k: jnp.float32(v) for k, v in default_hp(config).items()}
+        hp = optim.traced_numbers(config.optim)
 
         def one(seed):
             state = fns.init(jax.random.PRNGKey(seed), hp)
-            jax.block_until_ready(drive(config, fns, state, hp, data, lambda *a: make_record(*a)))
+            jax.block_until_ready(drive(config, fns, state, hp, data, lambda *a: make_record(*a))[0])
 
         t1 = timed(lambda: one(0), repeats)
         tseq = timed(lambda: [one(s) for s in range(seeds)], 1, warmup=False)  # compiled by the line above
         bfns = BatchedCompiled(bt, mesh)
         keys = bfns.put_runs(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in range(seeds)]))
-        bhp = bfns.put_runs({k: np.full(seeds, v, np.float32) for k, v in default_hp(config).items()})
+        bhp = bfns.put_runs(jax.tree.map(lambda v: np.full(seeds, v), hp))
 
         def vm():
-            jax.block_until_ready(drive(config, bfns, bfns.init(keys, bhp), bhp, data, _per_run_records(seeds)))
+            jax.block_until_ready(drive(config, bfns, bfns.init(keys, bhp), bhp, data, _per_run_records(seeds))[0])
 
         rows.append((config.model.name, form, steps, t1 / steps, tseq / steps, timed(vm, repeats) / steps))
     return rows

@@ -17,19 +17,18 @@ without jaxlab (``ocp.StandardCheckpointer().restore(f"{directory}/{step}/opt_st
 * ``meta`` (JSON): ``step``, ``format`` (2), caller fields, and ``crc``: ``{item: {leaf path: CRC32 of the leaf's
   bytes}}``, the leaf path being the item's keys joined by "/" (e.g. ``"0/nu/Dense_0/kernel"``).
 
-The nested dict of a state is :func:`tree_to_dict` (the keys of ``jax.tree_util``'s key paths); only leaves are
-stored, so empty nodes (``None``, ``optax.EmptyState()``, ``()``) take no space and an item with no leaves at all
-(e.g. the optimiser state of plain SGD) is not written. A restore maps the stored leaves back onto the caller's
-template BY KEY PATH (not by flatten order), so empty nodes and NamedTuple types come from the template and the
-restored state is bitwise the saved one. A sweep chunk's stacked state (a leading run axis on every leaf) is
-saved and restored the same way.
+The nested dict of a state is :func:`tree_to_dict` (the names of ``jax.tree_util``'s key paths, nested by
+``orbax.checkpoint.tree``); only leaves are stored, so empty nodes (``None``, ``optax.EmptyState()``, ``()``) take
+no space and an item with no leaves at all (e.g. the optimiser state of plain SGD) is not written. A restore maps
+the stored leaves back onto the caller's template BY KEY PATH (not by flatten order), so empty nodes and NamedTuple
+types come from the template and the restored state is bitwise the saved one. A sweep chunk's stacked state (a
+leading run axis on every leaf) is saved and restored the same way.
 
 orbax commits a step by renaming its temporary directory, so a save killed midway leaves no step behind; the
 checksums catch what that cannot (a file truncated or altered after the commit): a checkpoint that fails them, or
 cannot be read, or does not fit the template, is skipped with a warning, never loaded. Restores are host numpy
 (never onto an accelerator). The data position needs no saving: a batch is a pure function of (state.key,
-state.step). Checkpoints of the previous layout (format 1: a flat numbered ``train`` item) are still read by
-:func:`restore_latest` and :func:`restore_params`, never written.
+state.step).
 """
 from __future__ import annotations
 
@@ -44,6 +43,7 @@ import orbax.checkpoint as ocp
 
 from jaxlab.distributed import barrier, is_writer
 from jaxlab.faults import forgive_stray_callbacks
+from jaxlab.tree import path_str
 
 FORMAT = 2
 STATE_ITEMS = ("params", "opt_state", "train")  # TrainState fields other than params/opt_state go to "train"
@@ -81,61 +81,35 @@ def crc(x: np.ndarray) -> int:
 
 # ------------------------------------------------------------------------------------------------ named trees
 
-def _key_name(k) -> str:
-    """One jax.tree_util path entry -> its name: a dict key, a NamedTuple/dataclass field, a sequence index."""
-    if isinstance(k, jax.tree_util.DictKey):
-        return str(k.key)
-    if isinstance(k, jax.tree_util.GetAttrKey):
-        return k.name
-    if isinstance(k, jax.tree_util.SequenceKey):
-        return str(k.idx)
-    if isinstance(k, jax.tree_util.FlattenedIndexKey):
-        return str(k.key)
-    raise TypeError(f"unsupported pytree key {k!r}")
-
-
-def leaf_paths(tree) -> list[tuple[tuple[str, ...], object]]:
-    """[(names of the leaf's key path, leaf)] in flatten order."""
-    return [(tuple(_key_name(k) for k in path), x) for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]]
+def _names(path) -> tuple[str, ...]:
+    """A jax.tree_util key path -> the names of its entries (dict keys, NamedTuple/dataclass fields, indices)."""
+    return tuple(path_str((k,)) for k in path)
 
 
 def tree_to_dict(tree) -> dict:
     """A pytree -> nested dict of its leaves keyed by the names of their key paths (NamedTuple/dataclass fields,
-    dict keys, tuple/list indices as strings). Empty nodes vanish; ``{}`` for a tree without leaves. A bare leaf
-    is not a tree of named leaves and is refused."""
-    out: dict = {}
-    for names, x in leaf_paths(tree):
-        if not names:
-            raise TypeError("tree_to_dict needs a container, not a bare leaf")
-        node = out
-        for n in names[:-1]:
-            node = node.setdefault(n, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"key path {'/'.join(names)} clashes with another leaf")
-        if names[-1] in node:
-            raise ValueError(f"two leaves share the key path {'/'.join(names)}")
-        node[names[-1]] = x
-    return out
+    dict keys, tuple/list indices as strings; ``ocp.tree.from_flat_dict`` nests them). Empty nodes vanish; ``{}`` for
+    a tree without leaves. A bare leaf is not a tree of named leaves and is refused."""
+    flat = {_names(path): x for path, x in jax.tree_util.tree_leaves_with_path(tree)}
+    if () in flat:
+        raise TypeError("tree_to_dict needs a container, not a bare leaf")
+    return ocp.tree.from_flat_dict(flat) if flat else {}
 
 
 def dict_to_tree(template, nested: dict, what: str = "tree"):
     """Inverse of :func:`tree_to_dict`: ``template``'s structure with each leaf looked up in ``nested`` by its key
-    path. Raises CheckpointError when the paths differ (a leaf missing from, or left over in, ``nested``)."""
-    paths = leaf_paths(template)
-    leaves = []
-    for names, _ in paths:
-        node = nested
-        for n in names:
-            if not isinstance(node, dict) or n not in node:
-                raise CheckpointError(f"{what}: no leaf at {'/'.join(names)}")
-            node = node[n]
-        if isinstance(node, dict):
-            raise CheckpointError(f"{what}: a subtree where {'/'.join(names)} expects a leaf")
-        leaves.append(node)
-    extra = {"/".join(n) for n, _ in leaf_paths(nested)} - {"/".join(n) for n, _ in paths}
+    path (``ocp.tree.to_flat_dict``). Raises CheckpointError when the paths differ (a leaf missing from, or left over
+    in, ``nested``)."""
+    flat = ocp.tree.to_flat_dict(nested)
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    names = [_names(path) for path, _ in paths]
+    for n in names:
+        if n not in flat:
+            raise CheckpointError(f"{what}: no leaf at {'/'.join(n)}")
+    extra = sorted("/".join(n) for n in set(flat) - set(names))
     if extra:
-        raise CheckpointError(f"{what}: leaves the template does not have: {sorted(extra)[:5]}")
-    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+        raise CheckpointError(f"{what}: leaves the template does not have: {extra[:5]}")
+    return jax.tree.unflatten(treedef, [flat[n] for n in names])
 
 
 def state_items(state) -> dict[str, dict]:
@@ -147,7 +121,7 @@ def state_items(state) -> dict[str, dict]:
 
 
 def _checksums(nested: dict) -> dict[str, int]:
-    return {"/".join(names): crc(x) for names, x in leaf_paths(nested)}
+    return {path: crc(x) for path, x in ocp.tree.to_flat_dict(nested, sep="/").items()}
 
 
 # ------------------------------------------------------------------------------------------------ save
@@ -187,8 +161,6 @@ def _restore_item(mngr, step: int, item: str, meta: dict) -> dict:
     """One verified item as a nested dict of numpy arrays; ``{}`` for an item saved without leaves."""
     where = f"checkpoint step {step} in {mngr.directory}"
     sums = meta.get("crc")
-    if _is_legacy(meta) and item in ("params", "train"):
-        return _restore_legacy(mngr, step, item, meta)
     if not isinstance(sums, dict):
         raise CheckpointError(f"{where}: no checksums in its meta (format {meta.get('format', 1)}, "
                               f"this code reads format {FORMAT})")
@@ -226,42 +198,11 @@ def restore_raw(mngr: ocp.CheckpointManager, step: int) -> tuple[dict, dict]:
     """({item: nested dict of numpy} for params, opt_state and train, meta) at ``step``, verified; no template
     needed. Raises CheckpointError."""
     meta = _meta(mngr, step)
-    if _is_legacy(meta):
-        raise CheckpointError(f"checkpoint step {step} in {mngr.directory} is of format 1 (a flat ``train`` "
-                              "item): it needs a template, see restore_latest")
     return _restore_items(mngr, step, meta), meta
 
 
 def _restore_items(mngr, step: int, meta: dict) -> dict[str, dict]:
     return {item: _restore_item(mngr, step, item, meta) for item in STATE_ITEMS}
-
-
-# Format 1 (before named items): ``params`` as now, ``train`` = {"000": leaf, ...} of every other TrainState leaf
-# in flatten order, meta ``crc_params``/``crc_train`` lists. Read (not written) so that runs checkpointed before the
-# change resume from their checkpoints.
-
-def _is_legacy(meta: dict) -> bool:
-    return "crc" not in meta and "crc_train" in meta
-
-
-def _restore_legacy(mngr, step: int, item: str, meta: dict):
-    where = f"checkpoint step {step} in {mngr.directory}"
-    try:
-        tree = _restore_numpy(mngr, step, item)
-    except Exception as e:
-        raise CheckpointError(f"{where} cannot be read: {e}") from e
-    leaves = [tree[k] for k in sorted(tree)] if item == "train" else jax.tree.leaves(tree)
-    if [crc(x) for x in leaves] != meta.get(f"crc_{item}"):
-        raise CheckpointError(f"{where}: {item} fails its checksums")
-    return tree
-
-
-def _join_legacy(template, params, train: dict, step: int):
-    treedef = jax.tree.structure(template.replace(params=None))
-    if treedef.num_leaves != len(train):
-        raise CheckpointError(f"checkpoint step {step}: {len(train)} state leaves, the run has {treedef.num_leaves}")
-    rest = jax.tree.unflatten(treedef, [train[k] for k in sorted(train)])
-    return rest.replace(params=dict_to_tree(template.params, params, f"checkpoint step {step}: params"))
 
 
 def restore_latest(mngr: ocp.CheckpointManager, template, max_step: int | None = None, on_skip=None):
@@ -273,13 +214,9 @@ def restore_latest(mngr: ocp.CheckpointManager, template, max_step: int | None =
             continue
         try:
             meta = _meta(mngr, step)
-            if _is_legacy(meta):
-                state = _join_legacy(template, _restore_item(mngr, step, "params", meta),
-                                     _restore_item(mngr, step, "train", meta), step)
-            else:
-                items = _restore_items(mngr, step, meta)
-                whole = {**items["train"], "params": items["params"], "opt_state": items["opt_state"]}
-                state = dict_to_tree(template, whole, f"checkpoint step {step} in {mngr.directory}")
+            items = _restore_items(mngr, step, meta)
+            whole = {**items["train"], "params": items["params"], "opt_state": items["opt_state"]}
+            state = dict_to_tree(template, whole, f"checkpoint step {step} in {mngr.directory}")
             _check_shapes(template, state, step)
             return step, state, meta
         except CheckpointError as e:

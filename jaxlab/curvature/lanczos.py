@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -40,6 +41,7 @@ def _stack_unravel(unravel, vecs: jax.Array) -> PyTree:
 def _start_vector(key, params, v0):
     if v0 is None:
         return ravel_pytree(tree_random_normal(key, params))[0]
+    chex.assert_trees_all_equal_shapes(v0, params)  # a flat start of the right size but wrong layout is a bug
     return ravel_pytree(v0)[0].astype(ravel_pytree(params)[0].dtype)
 
 
@@ -143,6 +145,8 @@ def power_iteration(matvec: Callable, params: PyTree, key: jax.Array, num_iters:
     Cheaper per step than Lanczos (no basis) but converges like (λ2/λ1)^t; at the edge of stability the top
     Hessian eigenvalue is positive and dominant, which is the case it serves. Works on pytrees directly.
     """
+    if v0 is not None:
+        chex.assert_trees_all_equal_shapes(v0, params)
     v = tree_random_normal(key, params) if v0 is None else jax.tree.map(lambda a, p: a.astype(p.dtype), v0, params)
     v = tree_scale(v, 1.0 / jnp.sqrt(tree_vdot(v, v)))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -19,7 +20,11 @@ def preconditioned_matvec(matvec: Callable, P) -> Callable:
     """v -> P^{-1/2} H P^{-1/2} v (P: positive pytree like params, diagonal). Same spectrum as P^{-1} H, the
     operator that governs the stability of preconditioned GD."""
     inv_sqrt = jax.tree.map(lambda p: 1.0 / jnp.sqrt(p), P)
-    scale = lambda v: jax.tree.map(lambda a, s: (a * s).astype(a.dtype), v, inv_sqrt)  # noqa: E731
+
+    def scale(v):
+        chex.assert_trees_all_equal_shapes(v, inv_sqrt)  # P must be laid out like the vectors (like params)
+        return jax.tree.map(lambda a, s: (a * s).astype(a.dtype), v, inv_sqrt)
+
     return lambda v: scale(matvec(scale(v)))
 
 

@@ -22,6 +22,7 @@ from jaxlab.curvature.alignment import alignment, layer_shares
 from jaxlab.curvature.lanczos import lanczos
 from jaxlab.curvature.ntk import mse_row_weights, ntk_top_eigenvalues
 from jaxlab.curvature.preconditioned import preconditioned_matvec
+from jaxlab.registry import registrar
 
 
 class Context(NamedTuple):
@@ -29,7 +30,7 @@ class Context(NamedTuple):
     tracker: Any           # the Tracker: its static settings (num_iters, apply_fn, declared, ...)
     params: Any
     opt_state: Any
-    numbers: dict          # resolved optimiser numbers at this step: lr (the current one), momentum, b1, ...
+    numbers: Any           # the run's optimiser Numbers at this step (jaxlab.optim): lr the current one, b1, ...
     batch: Any             # (x, y): the curvature set
     matvec: Callable       # v -> Hv on the curvature set
     key: jax.Array         # this measurement's key (the run's curvature seed folded with the step)
@@ -64,13 +65,9 @@ def compared_key(operator: str) -> str:
     return COMPARED[operator]
 
 
-def register_quantity(name: str, **needs):
-    """Decorator: ``fn(ctx: Context) -> {key: scalar}`` recorded under ``curvature.quantities`` name ``name``;
-    ``needs``: the Quantity flags (needs_eigs=True, ...)."""
-    def deco(fn):
-        QUANTITIES[name] = Quantity(fn, **needs)
-        return fn
-    return deco
+# Decorator: ``fn(ctx: Context) -> {key: scalar}`` recorded under ``curvature.quantities`` name ``name``, with the
+# Quantity flags it needs: ``@register_quantity("trace", needs_trace=True)``.
+register_quantity = registrar(QUANTITIES, Quantity)
 
 
 def quantity_names(curv_cfg) -> tuple[str, ...]:

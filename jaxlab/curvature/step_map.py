@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -69,6 +70,8 @@ def flip_multiplier(lin: LinearStep, key: jax.Array, num_iters: int, v0: jax.Arr
     bound) says whether num_iters sufficed. v0: a start vector [D] (e.g. the previous measurement's), else random.
     """
     k_start, k_restart = jax.random.split(key)
+    if v0 is not None:
+        chex.assert_shape(v0, lin.x0.shape)
     v = jax.random.normal(k_start, lin.x0.shape, lin.x0.dtype) if v0 is None else v0
     m = min(int(num_iters), lin.x0.shape[0])
     _, H = arnoldi(lin.jvp, v, m, k_restart)

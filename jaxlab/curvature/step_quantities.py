@@ -122,7 +122,7 @@ def _sharpness_dim_dense(ctx: Context) -> dict:
 @register_quantity("sharpness_dim_slq")
 def _sharpness_dim_slq(ctx: Context) -> dict:
     t = ctx.tracker
-    lr, wd = ctx.numbers["lr"], ctx.numbers.get("weight_decay", 0.0)
+    lr, wd = ctx.numbers.lr, ctx.numbers.weight_decay
     mask = t.decay_mask(ctx.params) if t.decay_mask is not None else jax.tree.map(lambda _: True, ctx.params)
     n = sum(x.size for x in jax.tree.leaves(ctx.params))
     keys = jax.random.split(jax.random.fold_in(ctx.key, 6), _num_maps(ctx))   # the maps sharpness_dim samples

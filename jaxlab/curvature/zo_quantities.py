@@ -29,7 +29,7 @@ def _zo_stability(ctx: Context) -> dict:
     lam, _ = lanczos(mv, ctx.params, jax.random.fold_in(ctx.key, 8), t.num_iters, k=1)
     tr, se = positive_trace(mv, ctx.params, jax.random.fold_in(ctx.key, 9), t.num_iters, t.trace_samples)
     lo, hi = critical_lr_bounds(lam[0], tr, t.zo_directions, t.declared.mode_map, ctx.numbers)
-    lr = ctx.numbers["lr"]
+    lr = ctx.numbers.lr
     out = {"zo_sharpness_lower": 2.0 / hi, "zo_sharpness_upper": 2.0 / lo, "zo_ratio_lower": lr / hi,
            "zo_ratio_upper": lr / lo, "zo_operator_max": lam[0], "zo_trace_positive": tr,
            "zo_trace_positive_stderr": se}

@@ -1,4 +1,5 @@
-"""Datasets by name. Each loader returns a :class:`Dataset` of plain numpy arrays.
+"""Datasets by name. Each loader registers itself (``@register_dataset``, jaxlab.data.dataset) and returns a
+:class:`Dataset` of plain numpy arrays.
 
     get_dataset(config.data) -> Dataset
 """
@@ -6,18 +7,13 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxlab.config import require, require_choice
-from jaxlab.data.batching import sample_batch, steps_per_epoch
-from jaxlab.data.dataset import Dataset
+from jaxlab.config import require
 from jaxlab.data import cifar10, mnist1d, modular, mqar, text
+from jaxlab.data.batching import sample_batch, steps_per_epoch
+from jaxlab.data.dataset import LOADERS, Dataset, register_dataset
+from jaxlab.registry import lookup
 
-LOADERS = {
-    "mnist1d": mnist1d.load,
-    "cifar10": cifar10.load,
-    "text": text.load,
-    "mqar": mqar.load,
-    "modular": modular.load,
-}
+LOADER_MODULES = (cifar10, mnist1d, modular, mqar, text)  # importing each registers its loader in LOADERS
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -40,14 +36,9 @@ def default_config() -> ml_collections.ConfigDict:
     ))
 
 
-# Training-set sizes known without loading (text: known only once the file is read).
-_FULL_TRAIN = {"mnist1d": lambda cfg: mnist1d.NUM_TRAIN, "cifar10": lambda cfg: 50_000,
-               "mqar": lambda cfg: cfg.num_examples, "modular": modular.num_train}
-
-
 def train_size(cfg) -> int | None:
     """Training examples ``cfg`` loads (after ``num_train``), or None when only loading can tell."""
-    full = _FULL_TRAIN.get(cfg.name)
+    full = lookup(LOADERS, "data.name", cfg.name).train_size
     if full is None:
         return None
     n = full(cfg)
@@ -56,27 +47,21 @@ def train_size(cfg) -> int | None:
 
 def get_dataset(cfg) -> Dataset:
     """Load ``cfg.name`` (see LOADERS) and apply the optional train/test subsets."""
-    require_choice("data.name", cfg.name, LOADERS)
-    ds = LOADERS[cfg.name](cfg)
+    ds = lookup(LOADERS, "data.name", cfg.name).load(cfg)
     return ds.subset(cfg.num_train, cfg.num_test)
 
 
 def check(config):
     """Raise ConfigError naming the first bad ``data.*`` key."""
     d = config.data
-    require_choice("data.name", d.name, LOADERS)
+    loader = lookup(LOADERS, "data.name", d.name)
     for key in ("num_train", "num_test"):
         require(d[key] >= 0, f"data.{key}", d[key], "must be >= 0 (0 = all)")
     for key in ("seq_len", "vocab_size", "num_kv_pairs", "num_examples"):
         require(d[key] > 0, f"data.{key}", d[key], "must be > 0")
-    if d.name == "text":
-        text.check_path(d.path)
-    if d.name == "mqar":
-        mqar.check(d)
-    if d.name == "modular":
-        modular.check(d)
-    if d.name == "cifar10":
-        cifar10.find(d.path)  # raises a ConfigError with download instructions when absent
+    if loader.check is not None:  # cifar10's raises a ConfigError with download instructions when absent
+        loader.check(d)
 
 
-__all__ = ["Dataset", "default_config", "check", "get_dataset", "train_size", "sample_batch", "steps_per_epoch", "LOADERS"]
+__all__ = ["Dataset", "default_config", "check", "get_dataset", "train_size", "sample_batch", "steps_per_epoch",
+           "LOADERS", "register_dataset"]

@@ -9,7 +9,7 @@ import pickle
 
 import numpy as np
 
-from jaxlab.data.dataset import Dataset, standardize
+from jaxlab.data.dataset import Dataset, register_dataset, standardize
 from jaxlab.config import ConfigError
 
 HOW_TO = (
@@ -48,6 +48,7 @@ def _read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray(d[b"labels"], np.int32)
 
 
+@register_dataset("cifar10", train_size=lambda cfg: 50_000, check=lambda cfg: find(cfg.path))
 def load(cfg) -> Dataset:
     d = find(cfg.path)
     if d is None:

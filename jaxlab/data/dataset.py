@@ -1,11 +1,17 @@
-"""The container every loader returns."""
+"""The container every loader returns, and the registry of loaders.
+
+    @register_dataset("mnist1d", train_size=lambda cfg: 4000)
+    def load(cfg) -> Dataset: ...      # cfg: the ``data`` config section
+"""
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from jaxlab.config import ConfigError
+from jaxlab.registry import registrar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,3 +50,14 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray, axis) -> tuple[np.ndarr
     mean = x_train.mean(axis=axis, keepdims=True)
     std = x_train.std(axis=axis, keepdims=True) + 1e-8
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
+
+
+class Loader(NamedTuple):
+    """A registered dataset: its loader and what is known of it before loading."""
+    load: Callable[..., "Dataset"]                 # data section -> Dataset (before the num_train/num_test subset)
+    train_size: Callable[..., int] | None = None   # data section -> training examples, when known without loading
+    check: Callable[..., None] | None = None       # data section -> None; ConfigError naming the bad data.* key
+
+
+LOADERS: dict[str, Loader] = {}
+register_dataset = registrar(LOADERS, Loader)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxlab.data.cache import cached_arrays
-from jaxlab.data.dataset import Dataset, standardize
+from jaxlab.data.dataset import Dataset, register_dataset, standardize
 
 NUM_SAMPLES = 5000  # the package's default: 4000 train + 1000 test
 NUM_TRAIN = 4000
@@ -28,6 +28,7 @@ def _generate() -> dict[str, np.ndarray]:
             "x_test": d["x_test"].astype(np.float32), "y_test": d["y_test"].astype(np.int32)}
 
 
+@register_dataset("mnist1d", train_size=lambda cfg: NUM_TRAIN)
 def load(cfg) -> Dataset:
     d = cached_arrays("mnist1d", {"n": NUM_SAMPLES, "seed": GENERATOR_SEED, "v": 1}, _generate, cfg.cache_dir)
     x, xt = d["x"], d["x_test"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxlab.config import require
-from jaxlab.data.dataset import Dataset
+from jaxlab.data.dataset import Dataset, register_dataset
 
 SPLIT_SEED = 0  # the split is part of the dataset, not of a run's seed
 
@@ -32,6 +32,7 @@ def pairs(p: int):
     return a, b, ((a + b) % p).astype(np.int32)
 
 
+@register_dataset("modular", train_size=lambda cfg: num_train(cfg), check=check)
 def load(cfg) -> Dataset:
     check(cfg)
     p = cfg.modulus

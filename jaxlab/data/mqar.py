@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from jaxlab.config import require, require_choice
-from jaxlab.data.dataset import Dataset
+from jaxlab.data.dataset import Dataset, register_dataset
 
 POOLS = ("shared", "split")
 QUERIES = ("uniform", "zoology")
@@ -121,6 +121,7 @@ def bag_of_values_closed_form(num_kv: int, pool: str) -> dict:
     return {"recall": 1.0 / candidates, "loss": math.log(candidates)}
 
 
+@register_dataset("mqar", train_size=lambda cfg: cfg.num_examples, check=check)
 def load(cfg) -> Dataset:
     check(cfg)
     args = (cfg.seq_len, cfg.vocab_size, cfg.num_kv_pairs, cfg.kv_pool, cfg.queries)

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from jaxlab.data.dataset import Dataset
+from jaxlab.data.dataset import Dataset, register_dataset
 from jaxlab.config import ConfigError
 
 
@@ -29,6 +29,7 @@ def _windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+@register_dataset("text", check=lambda cfg: check_path(cfg.path))
 def load(cfg) -> Dataset:
     check_path(cfg.path)
     with open(cfg.path, encoding="utf-8", errors="replace") as f:

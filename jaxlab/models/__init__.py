@@ -1,67 +1,54 @@
-"""Models by name. Each builder returns a Flax module whose ``apply({"params": p}, x)`` is pure.
+"""Models by name. Each registers its Flax module where it is defined (``@register_model``, jaxlab.models.layers), and
+its config section is that module's constructor keyword arguments (as in big_vision and nanodo):
 
-    model = get_model(config.model, dataset)
+    config.model = model_config("cnn", channels=(16, 16))   # {"name": "cnn", **CNN's keyword arguments}
+    model = get_model(config.model, dataset)                 # CNN(channels=..., ..., num_outputs=dataset.num_classes)
     params = init_params(model, key, dataset)
+
+A model's ``apply({"params": p}, x)`` is pure. Adding one is a module with a registered class (and its import
+below, so that it registers): nothing else in jaxlab names the models.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
 import ml_collections
 
-from jaxlab.config import require, require_choice
-from jaxlab.models.attention import ATTENTION, register_attention
+from jaxlab.config import ConfigError
 from jaxlab.models import attention_linear  # noqa: F401  (registers linear | retention | gla)
+from jaxlab.models.attention import ATTENTION, register_attention
 from jaxlab.models.cnn import CNN
-from jaxlab.models.layers import ACTIVATIONS, INITS
+from jaxlab.models.layers import MODELS, Model, config_defaults, register_model
 from jaxlab.models.mlp import MLP
 from jaxlab.models.transformer import TransformerLM
+from jaxlab.registry import lookup
+
+DEFAULT = "mlp"
 
 
-def _mlp(cfg, ds):
-    return MLP(widths=tuple(cfg.widths), num_outputs=ds.num_classes, activation=cfg.activation,
-               use_bias=cfg.use_bias, init_scheme=cfg.init)
-
-
-def _cnn(cfg, ds):
-    return CNN(channels=tuple(cfg.channels), num_outputs=ds.num_classes, kernel_size=cfg.kernel_size,
-               activation=cfg.activation, pool=cfg.pool, use_bias=cfg.use_bias, init_scheme=cfg.init)
-
-
-def _transformer(cfg, ds):
-    return TransformerLM(vocab_size=ds.num_classes, d_model=cfg.d_model, num_layers=cfg.num_layers,
-                         num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, attention=cfg.attention,
-                         max_len=cfg.max_len, activation=cfg.activation, dtype=jnp.dtype(cfg.dtype))
-
-
-MODELS = {"mlp": _mlp, "cnn": _cnn, "transformer": _transformer}
+def model_config(name: str = DEFAULT, **kwargs) -> ml_collections.ConfigDict:
+    """The ``model`` section for model ``name``: ``name`` and its constructor's keyword arguments (their defaults,
+    then ``kwargs``); an unknown name or argument is a ConfigError naming the choices."""
+    section = dict(config_defaults(lookup(MODELS, "model.name", name).module))
+    unknown = sorted(set(kwargs) - set(section))
+    if unknown:
+        raise ConfigError(f"config.model: {unknown} are not arguments of model {name!r}; choose from {sorted(section)}")
+    return ml_collections.ConfigDict({"name": name, **section, **kwargs})
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """The ``model`` section."""
-    return ml_collections.ConfigDict(dict(
-        name="mlp",            # mlp | cnn | transformer
-        widths=(200, 200),     # mlp: hidden widths
-        activation="tanh",     # tanh | relu | gelu | elu | softplus | silu | identity
-        use_bias=True,
-        init="lecun",          # lecun | torch | he | xavier
-        channels=(32, 32),     # cnn: channels of each conv-activation-pool block
-        kernel_size=3,         # cnn
-        pool="max",            # cnn: max | avg | none
-        d_model=128,           # transformer
-        num_layers=2,
-        num_heads=4,
-        mlp_ratio=4,
-        attention="softmax",   # softmax | linear | retention | gla  (see jaxlab.models.attention)
-        max_len=2048,
-        dtype="float32",       # activations dtype for the transformer (params stay float32)
-    ))
+    """The ``model`` section of the base config: the default model's arguments."""
+    return model_config(DEFAULT)
+
+
+def _arguments(cfg) -> dict:
+    return {k: v for k, v in cfg.items() if k != "name"}
 
 
 def get_model(cfg, dataset):
-    require_choice("model.name", cfg.name, MODELS)
-    return MODELS[cfg.name](cfg, dataset)
+    """The Flax module of ``cfg`` (the model section): its arguments, plus those the dataset decides."""
+    entry = lookup(MODELS, "model.name", cfg.name)
+    return entry.module(**_arguments(cfg), **{k: getattr(dataset, a) for k, a in entry.from_data.items()})
 
 
 def init_params(model, key, dataset):
@@ -74,31 +61,17 @@ def param_count(params) -> int:
 
 
 def check(config):
-    """Raise ConfigError naming the first bad ``model.*`` key."""
-    m, ds_name = config.model, config.data.name
-    require_choice("model.name", m.name, MODELS)
-    require_choice("model.activation", m.activation, ACTIVATIONS)
-    require_choice("model.init", m.init, INITS)
-    for i, w in enumerate(m.widths):
-        require(isinstance(w, int) and w > 0, f"model.widths[{i}]", w, "widths must be positive integers")
-    for i, c in enumerate(m.channels):
-        require(isinstance(c, int) and c > 0, f"model.channels[{i}]", c, "channels must be positive integers")
-    require(m.kernel_size > 0, "model.kernel_size", m.kernel_size, "must be > 0")
-    require_choice("model.pool", m.pool, ("max", "avg", "none"))
-    for key in ("d_model", "num_layers", "num_heads", "mlp_ratio", "max_len"):
-        require(m[key] > 0, f"model.{key}", m[key], "must be > 0")
-    require(m.d_model % m.num_heads == 0, "model.d_model", m.d_model,
-            f"must be divisible by model.num_heads={m.num_heads}")
-    require_choice("model.attention", m.attention, ATTENTION)
-    require_choice("model.dtype", m.dtype, ("float32", "bfloat16", "float16"))
-    lm_data = ds_name in ("text", "mqar")
-    if m.name == "transformer":
-        require(lm_data, "model.name", m.name, f"needs a token dataset (text | mqar), got data.name={ds_name!r}")
-        require(config.data.seq_len <= m.max_len, "data.seq_len", config.data.seq_len,
-                f"exceeds model.max_len={m.max_len}")
-    else:
-        require(not lm_data, "model.name", m.name, f"is for classification; data.name={ds_name!r} needs 'transformer'")
+    """Raise ConfigError naming the first bad ``model.*`` key: the section must be the named model's arguments
+    (``model_config``), then the model's own checks."""
+    m = config.model
+    entry = lookup(MODELS, "model.name", m.name)
+    want, got = set(config_defaults(entry.module)), set(_arguments(m))
+    if want != got:
+        raise ConfigError(f"config.model: model {m.name!r} takes {sorted(want)}, the section has "
+                          f"{sorted(got)}; build it with jaxlab.models.model_config({m.name!r}, ...)")
+    if entry.check is not None:
+        entry.check(m, config)
 
 
-__all__ = ["get_model", "init_params", "param_count", "MODELS", "ATTENTION", "register_attention",
-           "MLP", "CNN", "TransformerLM"]
+__all__ = ["get_model", "init_params", "param_count", "model_config", "default_config", "check", "MODELS", "Model",
+           "register_model", "ATTENTION", "register_attention", "MLP", "CNN", "TransformerLM"]

@@ -30,7 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxlab.models.layers import ACTIVATIONS, inits
+from jaxlab.config import require, require_choice
+from jaxlab.models.layers import ACTIVATIONS, check_common, check_positive, inits, register_model, token_data
 
 CONV_IMPLS = ("auto", "xla", "gemm")
 
@@ -87,11 +88,21 @@ def pool2(x, kind: str):
     return x.max(axis=window_axes) if kind == "max" else x.mean(axis=window_axes)
 
 
-class CNN(nn.Module):
-    """x: [B, L] | [B, L, C] | [B, H, W, C] -> [B, num_outputs]."""
+def check_cnn(m, config) -> None:
+    check_common(m)
+    check_positive(m, "channels", "kernel_size")
+    require_choice("model.pool", m.pool, ("max", "avg", "none"))
+    require_choice("model.conv_impl", m.conv_impl, CONV_IMPLS)
+    require(not token_data(config), "model.name", m.name,
+            f"is for classification; data.name={config.data.name!r} needs 'transformer'")
 
-    channels: Sequence[int]
+
+@register_model("cnn", from_data={"num_outputs": "num_classes"}, check=check_cnn)
+class CNN(nn.Module):
+    """x: [B, L] | [B, L, C] | [B, H, W, C] -> [B, num_outputs]. pool: max | avg | none."""
+
     num_outputs: int
+    channels: Sequence[int] = (32, 32)
     kernel_size: int = 3
     activation: str = "relu"
     pool: str = "max"

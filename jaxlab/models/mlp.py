@@ -5,14 +5,24 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from jaxlab.models.layers import ACTIVATIONS, inits
+from jaxlab.config import require
+from jaxlab.models.layers import ACTIVATIONS, check_common, check_positive, inits, register_model, token_data
 
 
+def check_mlp(m, config) -> None:
+    check_common(m)
+    check_positive(m, "widths")
+    require(not token_data(config), "model.name", m.name,
+            f"is for classification; data.name={config.data.name!r} needs 'transformer'")
+
+
+@register_model("mlp", from_data={"num_outputs": "num_classes"}, check=check_mlp)
 class MLP(nn.Module):
-    """x: [B, ...] (flattened) -> [B, num_outputs]. Layers are Dense_0..Dense_L; the last is the linear readout."""
+    """x: [B, ...] (flattened) -> [B, num_outputs]. Layers are Dense_0..Dense_L; the last is the linear readout.
+    init_scheme: lecun | torch | he | xavier (jaxlab.models.layers.INITS)."""
 
-    widths: Sequence[int]
     num_outputs: int
+    widths: Sequence[int] = (200, 200)
     activation: str = "tanh"
     use_bias: bool = True
     init_scheme: str = "lecun"

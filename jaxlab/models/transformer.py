@@ -1,11 +1,14 @@
 """Decoder-only Transformer LM: token embedding -> L x [pre-norm attention, pre-norm MLP] -> norm -> tied readout."""
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxlab.config import require, require_choice
 from jaxlab.models.attention import ATTENTION
-from jaxlab.models.layers import ACTIVATIONS
+from jaxlab.models.layers import ACTIVATIONS, check_common, check_positive, register_model, token_data
 
 
 class Block(nn.Module):
@@ -27,8 +30,24 @@ class Block(nn.Module):
         return x + h
 
 
+def check_transformer(m, config) -> None:
+    check_common(m)
+    check_positive(m, "d_model", "num_layers", "num_heads", "mlp_ratio", "max_len")
+    require(m.d_model % m.num_heads == 0, "model.d_model", m.d_model,
+            f"must be divisible by model.num_heads={m.num_heads}")
+    require_choice("model.attention", m.attention, ATTENTION)
+    require_choice("model.dtype", m.dtype, ("float32", "bfloat16", "float16"))
+    require(token_data(config), "model.name", m.name,
+            f"needs a token dataset (text | mqar), got data.name={config.data.name!r}")
+    require(config.data.seq_len <= m.max_len, "data.seq_len", config.data.seq_len,
+            f"exceeds model.max_len={m.max_len}")
+
+
+@register_model("transformer", from_data={"vocab_size": "num_classes"}, check=check_transformer)
 class TransformerLM(nn.Module):
-    """tokens: [B, T] int32 -> logits: [B, T, vocab_size] float32. Positions enter through RoPE in the mixer."""
+    """tokens: [B, T] int32 -> logits: [B, T, vocab_size] float32. Positions enter through RoPE in the mixer.
+    attention: a name of jaxlab.models.attention.ATTENTION; dtype: the activations' (a name or a jnp dtype;
+    parameters stay float32)."""
 
     vocab_size: int
     d_model: int = 128
@@ -38,14 +57,15 @@ class TransformerLM(nn.Module):
     attention: str = "softmax"
     max_len: int = 2048
     activation: str = "gelu"
-    dtype: jnp.dtype = jnp.float32
+    dtype: Any = "float32"
 
     @nn.compact
     def __call__(self, tokens):
+        dtype = jnp.dtype(self.dtype)
         embed = nn.Embed(self.vocab_size, self.d_model, embedding_init=nn.initializers.normal(0.02), name="embed")
-        x = embed(tokens).astype(self.dtype)
+        x = embed(tokens).astype(dtype)
         for i in range(self.num_layers):
-            x = Block(self.d_model, self.num_heads, self.mlp_ratio, self.attention, self.activation, self.dtype,
+            x = Block(self.d_model, self.num_heads, self.mlp_ratio, self.attention, self.activation, dtype,
                       name=f"block_{i}")(x)
-        x = nn.RMSNorm(dtype=self.dtype, name="norm_out")(x)
-        return embed.attend(x.astype(jnp.promote_types(self.dtype, jnp.float32)))  # float64 models stay float64
+        x = nn.RMSNorm(dtype=dtype, name="norm_out")(x)
+        return embed.attend(x.astype(jnp.promote_types(dtype, jnp.float32)))  # float64 models stay float64

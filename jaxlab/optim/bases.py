@@ -37,18 +37,18 @@ def sgd(cfg, p):
 
 @register_dynamics("sgd")
 def sgd_dynamics(cfg):
-    return Declared(threshold=lambda n: 2.0 / n["lr"])          # J = I − ηH flips at ηλ1 = 2
+    return Declared(threshold=lambda n: 2.0 / n.lr)          # J = I − ηH flips at ηλ1 = 2
 
 
 @register_optimizer("momentum")
 def momentum(cfg, p):
-    return optax.trace(decay=p["momentum"], nesterov=bool(cfg.nesterov))
+    return optax.trace(decay=p.momentum, nesterov=bool(cfg.nesterov))
 
 
 def momentum_threshold(numbers, nesterov: bool):
     """Heavy ball (2 + 2β)/η; Nesterov (2 + 2β)/((1 + 2β)η): where the mode's companion matrix has eigenvalue −1."""
-    b = numbers["momentum"]
-    return (2.0 + 2.0 * b) / ((1.0 + 2.0 * b) * numbers["lr"]) if nesterov else (2.0 + 2.0 * b) / numbers["lr"]
+    b = numbers.momentum
+    return (2.0 + 2.0 * b) / ((1.0 + 2.0 * b) * numbers.lr) if nesterov else (2.0 + 2.0 * b) / numbers.lr
 
 
 @register_dynamics("momentum")
@@ -59,22 +59,22 @@ def momentum_dynamics(cfg):
 
 @register_optimizer("adam")
 def adam(cfg, p):
-    return optax.scale_by_adam(b1=p["b1"], b2=p["b2"], eps=p["eps"])
+    return optax.scale_by_adam(b1=p.b1, b2=p.b2, eps=p.eps)
 
 
 def adam_threshold(numbers):
     """(2 + 2β1)/((1 − β1)η) on λ1(P⁻¹H): 38/η at β1 = 0.9 (Cohen et al., 2022)."""
-    b1 = numbers["b1"]
-    return (2.0 + 2.0 * b1) / ((1.0 - b1) * numbers["lr"])
+    b1 = numbers.b1
+    return (2.0 + 2.0 * b1) / ((1.0 - b1) * numbers.lr)
 
 
 @register_dynamics("adam")
 def adam_dynamics(cfg):
     return Declared(threshold=adam_threshold, operator="preconditioned",
-                    preconditioner=lambda state, g, n: adam_preconditioner(state, g, n["b1"], n["b2"], n["eps"]),
-                    frozen=lambda cfg, p, P: frozen_adam(p["b1"], P))
+                    preconditioner=lambda state, g, n: adam_preconditioner(state, g, n.b1, n.b2, n.eps),
+                    frozen=lambda cfg, p, P: frozen_adam(p.b1, P))
 
 
 @register_optimizer("lion")
 def lion(cfg, p):
-    return optax.scale_by_lion(b1=p["b1"], b2=p["lion_b2"])
+    return optax.scale_by_lion(b1=p.b1, b2=p.lion_b2)

@@ -1,15 +1,11 @@
-"""The ``optim`` config section: every field with its default, and how ``hp`` overrides resolve.
+"""The ``optim`` config section: every field with its default.
 
-A sweep varies numeric fields by passing ``hp`` (a dict of possibly traced scalars keyed by field name,
-``"lr"``, ``"weight_decay"``, ``"schedule.warmup_steps"``, ...). :func:`resolve` merges hp over the config,
-so the transforms built from the result read every number from one place and ``jax.vmap`` over hp is one
-compiled program. Strings, booleans and tuples (names, masks) are structure: they stay in the config.
+Its numeric fields are also those of :class:`jaxlab.optim.numbers.Numbers` (what a sweep may trace, resolved once
+per run by ``jaxlab.optim.numbers.resolve``); strings, booleans and tuples (names, masks) are structure.
 """
 from __future__ import annotations
 
 import ml_collections
-
-from jaxlab.config import ConfigError
 
 
 def default_schedule_config() -> ml_collections.ConfigDict:
@@ -55,46 +51,3 @@ def default_optim_config() -> ml_collections.ConfigDict:
         scale_invariant="",      # regex of the paths of scale-invariant weights: their effective lr is logged
         schedule=default_schedule_config(),
     ))
-
-
-# Fields that numbers may come from hp (traced). refine_width shapes a numpy array at build time, zo_directions is
-# a loop length: static.
-_STATIC_NUMERIC = {"schedule.refine_width", "zo_directions"}
-
-
-def numeric_fields() -> tuple[str, ...]:
-    """Names hp may override: the int/float fields of the config (schedule fields as ``schedule.<name>``)."""
-    out = []
-
-    def walk(cfg, prefix):
-        for k, v in cfg.items():
-            if isinstance(v, ml_collections.ConfigDict):
-                walk(v, f"{prefix}{k}.")
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) and f"{prefix}{k}" not in _STATIC_NUMERIC:
-                out.append(f"{prefix}{k}")
-
-    walk(default_optim_config(), "")
-    return tuple(out)
-
-
-NUMERIC_FIELDS = numeric_fields()
-
-
-def resolve(cfg, hp=None) -> dict:
-    """{field: value} for every numeric field, hp values (possibly traced) taking precedence over the config."""
-    hp = dict(hp or {})
-    unknown = sorted(set(hp) - set(NUMERIC_FIELDS))
-    if unknown:
-        raise ConfigError(f"hp keys {unknown} are not numeric optim fields; choose from {list(NUMERIC_FIELDS)}")
-    out = {}
-    for name in NUMERIC_FIELDS:
-        node = cfg
-        for part in name.split("."):
-            node = node[part]
-        out[name] = hp.get(name, node)
-    return out
-
-
-def schedule_params(p: dict) -> dict:
-    """The schedule's numbers from a resolved dict, without the ``schedule.`` prefix."""
-    return {k.split(".", 1)[1]: v for k, v in p.items() if k.startswith("schedule.")}

@@ -3,11 +3,11 @@
     declared = declaration(config.optim)             # Declared: static (strings, functions of the numbers)
     declared.threshold(numbers)                      # closed-form edge-of-stability threshold, or None
     declared.operator                                # the operator that threshold is a bound on (below)
-    step = make_step(config.optim, total_steps, hp)  # Step (factory.py): the real update, its gradient, a frozen form
+    step = make_step(config.optim, total_steps, n)   # Step (factory.py): the real update, its gradient, a frozen form
 
 Each optimiser registers a :class:`Declared` with ``@register_dynamics(name)`` beside its transform (bases.py,
-zeroth_order.py). Everything numeric is a function of ``numbers`` (``resolve(cfg, hp)`` with ``"lr"`` the
-*current* scheduled learning rate), so a sweep over β or ε records each run's own threshold.
+zeroth_order.py). Everything numeric is a function of ``numbers`` (the run's :class:`jaxlab.optim.numbers.Numbers`
+with ``lr`` the *current* scheduled learning rate), so a sweep over β or ε records each run's own threshold.
 
 Operators (what ``threshold`` is compared against; ``jaxlab.curvature`` measures each):
 

@@ -1,12 +1,14 @@
-"""Optimiser and schedule from the ``optim`` config section (plus traced overrides ``hp``).
+"""Optimiser and schedule from the ``optim`` config section and the run's numbers.
 
-    tx = make_optimizer(config.optim, total_steps, hp)     # optax.GradientTransformation
-    lr = make_schedule(config.optim, total_steps, hp)      # step -> learning rate (peak lr · multiplier)
+    n = resolve(config.optim, hp)                          # jaxlab.optim.numbers: the run's numbers, once
+    tx = make_optimizer(config.optim, total_steps, n)      # optax.GradientTransformation
+    lr = make_schedule(config.optim, total_steps, n)       # step -> learning rate (peak lr · multiplier)
+    step = make_step(config.optim, total_steps, n)         # the real step: update, its gradient, a frozen form
 
 The chain is ``clip → weight-decay variant(direction of the base method, lr schedule) → [parameter EMA]``;
 names pick entries of the registries OPTIMIZERS (bases.py), WEIGHT_DECAY (weight_decay.py) and SCHEDULES
-(schedules.py). Every number comes from :func:`jaxlab.optim.defaults.resolve`, so anything in ``hp`` may be a
-traced value and ``jax.vmap`` over hp compiles once.
+(schedules.py). ``numbers`` (:class:`jaxlab.optim.numbers.Numbers`) may hold traced values, so ``jax.vmap`` over
+them compiles once; a field left None (or numbers None) takes the config's value.
 """
 from __future__ import annotations
 
@@ -15,19 +17,22 @@ import jax.numpy as jnp
 import optax
 
 from jaxlab.optim.bases import OPTIMIZERS
-from jaxlab.optim.defaults import resolve
 from jaxlab.optim.dynamics import GRADIENTS, Step, declaration, exact_gradient
 from jaxlab.optim.ema import with_param_ema
+from jaxlab.optim.numbers import Numbers, resolve
 from jaxlab.optim.schedules import make_multiplier
 from jaxlab.optim.weight_decay import WEIGHT_DECAY, decay_mask
 
 
-def make_schedule(cfg, total_steps: int, hp=None):
+def _lr_and_multiplier(cfg, total_steps: int, p: Numbers):
+    """(step -> lr_t = lr · s_t, step -> s_t): the learning rate of step t and its schedule multiplier."""
+    multiplier = make_multiplier(cfg.schedule, total_steps, p.schedule)
+    return (lambda step: p.lr * multiplier(step)), multiplier
+
+
+def make_schedule(cfg, total_steps: int, numbers: Numbers | None = None):
     """step -> lr_t = lr · s_t (the actual learning rate of step t)."""
-    p = resolve(cfg, hp)
-    multiplier = make_multiplier(cfg.schedule, total_steps, p)
-    lr = p["lr"]
-    return lambda step: lr * multiplier(step)
+    return _lr_and_multiplier(cfg, total_steps, resolve(cfg, numbers))[0]
 
 
 def clip_by_global_norm(max_norm) -> optax.GradientTransformation:
@@ -42,33 +47,37 @@ def clip_by_global_norm(max_norm) -> optax.GradientTransformation:
     return optax.GradientTransformation(optax.init_empty_state, update)
 
 
-def make_optimizer(cfg, total_steps: int, hp=None, direction=None) -> optax.GradientTransformation:
-    """The optax transform for ``cfg`` (validated by :func:`check_optim`); numbers in ``hp`` take precedence.
+def _traced(x) -> bool:
+    """A number that arrives as an array (a sweep's value): the structure that serves every value is kept."""
+    return not isinstance(x, (int, float))
+
+
+def make_optimizer(cfg, total_steps: int, numbers: Numbers | None = None, direction=None
+                   ) -> optax.GradientTransformation:
+    """The optax transform for ``cfg`` (validated by :func:`check_optim`) at ``numbers``.
     direction: a transform to use in place of the base method's (the frozen-preconditioner form of a Step)."""
-    hp = dict(hp or {})
-    p = resolve(cfg, hp)
-    multiplier = make_multiplier(cfg.schedule, total_steps, p)
-    lr = lambda step: p["lr"] * multiplier(step)  # noqa: E731
+    p = resolve(cfg, numbers)
+    lr, multiplier = _lr_and_multiplier(cfg, total_steps, p)
     direction = OPTIMIZERS[cfg.name](cfg, p) if direction is None else direction
-    tx = WEIGHT_DECAY[cfg.wd_variant](direction, lr, multiplier, p["weight_decay"], decay_mask(cfg.wd_mask))
-    # A field that hp may set is kept in the structure whenever hp carries it, so one program serves every value.
-    if cfg.grad_clip > 0 or "grad_clip" in hp:
-        tx = optax.chain(clip_by_global_norm(p["grad_clip"]), tx)
-    if cfg.ema > 0 or "ema" in hp:
-        tx = with_param_ema(tx, p["ema"])
+    tx = WEIGHT_DECAY[cfg.wd_variant](direction, lr, multiplier, p.weight_decay, decay_mask(cfg.wd_mask))
+    # A traced clip or EMA keeps its transform whatever its value, so one program serves every value.
+    if _traced(p.grad_clip) or p.grad_clip > 0:
+        tx = optax.chain(clip_by_global_norm(p.grad_clip), tx)
+    if _traced(p.ema) or p.ema > 0:
+        tx = with_param_ema(tx, p.ema)
     return tx
 
 
-def make_step(cfg, total_steps: int, hp=None) -> Step:
-    """One real step of ``cfg``'s optimiser as functions (:class:`jaxlab.optim.dynamics.Step`), numbers from
-    ``hp`` (possibly traced): its update, the gradient it uses, and its frozen-preconditioner form if declared."""
-    p = resolve(cfg, hp)
+def make_step(cfg, total_steps: int, numbers: Numbers | None = None) -> Step:
+    """One real step of ``cfg``'s optimiser as functions (:class:`jaxlab.optim.dynamics.Step`) at ``numbers``
+    (possibly traced): its update, the gradient it uses, and its frozen-preconditioner form if declared."""
+    p = resolve(cfg, numbers)
     grad_fn = GRADIENTS.get(cfg.name)
     frozen_direction = declaration(cfg).frozen
 
     def frozen(P):
-        return make_optimizer(cfg, total_steps, hp, direction=frozen_direction(cfg, p, P)).update
+        return make_optimizer(cfg, total_steps, p, direction=frozen_direction(cfg, p, P)).update
 
-    return Step(update=make_optimizer(cfg, total_steps, hp).update,
+    return Step(update=make_optimizer(cfg, total_steps, p).update,
                 gradient=exact_gradient if grad_fn is None else grad_fn(cfg, p),
                 frozen_update=None if frozen_direction is None else frozen)

@@ -1,6 +1,6 @@
 """Metrics for weight-decay research, computed from params and optimiser state (jittable, vmappable).
 
-    optim_metrics(params, opt_state, lr, cfg, hp) -> {
+    optim_metrics(params, opt_state, lr, cfg, numbers) -> {
         "param_norm/<group>": ‖θ_group‖                 one per top-level parameter group (layer / block)
         "eff_lr/<path>":      lr/‖θ‖² (sgd, momentum) or lr/‖θ‖ (adam, lion)   for optim.scale_invariant leaves
         "cautious_fraction":  fraction of decayed coordinates the cautious mask kept, last step
@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlab.optim.defaults import resolve
 from jaxlab.optim.weight_decay import decay_mask
 from jaxlab.tree import path_str, tree_norm
 
@@ -62,8 +61,9 @@ def lion_linf_bound(params, weight_decay, wd_variant: str, wd_mask="default", lr
     return {"lion_linf": linf, "lion_linf_bound": bound}
 
 
-def optim_metrics(params, opt_state, lr, cfg, hp=None) -> dict:
-    """All of the above that apply to ``cfg`` (the optim section); lr: the current learning rate."""
+def optim_metrics(params, opt_state, lr, cfg, numbers) -> dict:
+    """All of the above that apply to ``cfg`` (the optim section); lr: the current learning rate; numbers: the
+    run's resolved :class:`jaxlab.optim.numbers.Numbers` (weight decay and peak lr for Lion's bound)."""
     out = group_norms(params)
     if cfg.scale_invariant:
         out.update(effective_lr(params, lr, cfg.scale_invariant, power=2 if cfg.name in ("sgd", "momentum") else 1))
@@ -71,6 +71,5 @@ def optim_metrics(params, opt_state, lr, cfg, hp=None) -> dict:
     if frac is not None:
         out["cautious_fraction"] = frac
     if cfg.name == "lion" and cfg.wd_variant in ("decoupled", "independent"):
-        p = resolve(cfg, hp)
-        out.update(lion_linf_bound(params, p["weight_decay"], cfg.wd_variant, cfg.wd_mask, p["lr"]))
+        out.update(lion_linf_bound(params, numbers.weight_decay, cfg.wd_variant, cfg.wd_mask, numbers.lr))
     return out

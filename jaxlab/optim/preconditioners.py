@@ -22,18 +22,14 @@ import jax.numpy as jnp
 import optax
 
 
-def find_adam_state(opt_state) -> optax.ScaleByAdamState:
-    """The one ``optax.ScaleByAdamState`` inside ``opt_state`` (chains, masks, EMA wrappers)."""
-    found = optax.tree_utils.tree_get_all_with_path(opt_state, "ScaleByAdamState")
-    if len(found) != 1:
-        raise ValueError(f"adam_preconditioner: expected one optax.ScaleByAdamState in the optimiser state, "
-                         f"found {len(found)}")
-    return found[0][1]
-
-
 def adam_preconditioner(opt_state, grads, b1, b2, eps, eps_root: float = 0.0) -> Any:
-    """P of the next Adam step (module docstring), a positive pytree like params. b1, b2, eps may be traced."""
-    state = find_adam_state(opt_state)
+    """P of the next Adam step (module docstring), a positive pytree like params. b1, b2, eps may be traced.
+
+    opt_state: any optimiser state holding one ``optax.ScaleByAdamState`` (chains, masks, EMA wrappers: found by
+    ``optax.tree_utils.tree_get``, which refuses two). grads: the gradient the next step sees, like params."""
+    state = optax.tree_utils.tree_get(opt_state, "ScaleByAdamState")
+    if state is None:
+        raise ValueError("adam_preconditioner: the optimiser state holds no optax.ScaleByAdamState")
     t1 = state.count + 1
 
     def one(nu, g):

@@ -23,7 +23,7 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from jaxlab.optim.defaults import schedule_params
+from jaxlab.optim.numbers import ScheduleNumbers
 from jaxlab.registry import registrar
 
 Multiplier = Callable[[object], object]   # step -> m(step)
@@ -51,7 +51,7 @@ def with_warmup(t, warmup, after, floor=0.0):
 
 # ---------------------------------------------------------------------------------------------------- registry
 
-# name -> fn(t, total_steps, params, cfg) -> multiplier. params: numbers (possibly traced); cfg: the schedule
+# name -> fn(t, total_steps, p, cfg) -> multiplier. p: ScheduleNumbers (float32, possibly traced); cfg: the schedule
 # ConfigDict, for structure (decay_shape) and for what is built on the Python side (refine's array).
 SCHEDULES: dict[str, Callable] = {}
 
@@ -61,12 +61,12 @@ register_schedule = registrar(SCHEDULES)
 
 @register_schedule("constant")
 def constant(t, T, p, cfg):
-    return with_warmup(t, p["warmup_steps"], 1.0)
+    return with_warmup(t, p.warmup_steps, 1.0)
 
 
 def _decay_to_end(shape: Callable):
     def schedule(t, T, p, cfg):
-        w, e = p["warmup_steps"], p["end_factor"]
+        w, e = p.warmup_steps, p.end_factor
         return with_warmup(t, w, e + (1.0 - e) * shape(progress(t, w, T - w)))
 
     return schedule
@@ -78,29 +78,29 @@ for _name, _shape in DECAY_SHAPES.items():
 
 @register_schedule("exponential")
 def exponential(t, T, p, cfg):
-    w, e = p["warmup_steps"], p["end_factor"]
+    w, e = p.warmup_steps, p.end_factor
     return with_warmup(t, w, e ** progress(t, w, T - w))
 
 
 @register_schedule("inv_sqrt")
 def inv_sqrt(t, T, p, cfg):
-    w = p["warmup_steps"]
-    tau = jnp.where(p["timescale"] > 0, p["timescale"], w)
+    w = p.warmup_steps
+    tau = jnp.where(p.timescale > 0, p.timescale, w)
     return with_warmup(t, w, jnp.sqrt(tau / (tau + jnp.maximum(t - w, 0.0))))
 
 
 @register_schedule("wsd")
 def wsd(t, T, p, cfg):
-    w, e = p["warmup_steps"], p["end_factor"]
-    decay_steps = jnp.round(p["decay_fraction"] * T)
+    w, e = p.warmup_steps, p.end_factor
+    decay_steps = jnp.round(p.decay_fraction * T)
     f = DECAY_SHAPES[cfg.decay_shape](progress(t, T - decay_steps, decay_steps))
     return with_warmup(t, w, e + (1.0 - e) * f)
 
 
 @register_schedule("cyclic")
 def cyclic(t, T, p, cfg):
-    w, e = p["warmup_steps"], p["end_factor"]
-    length = T / p["num_cycles"]
+    w, e = p.warmup_steps, p.end_factor
+    length = T / p.num_cycles
     cycle = jnp.floor(t / length)
     tc = t - cycle * length                      # step within the cycle
     decay = e + (1.0 - e) * DECAY_SHAPES[cfg.decay_shape](progress(tc, w, length - w))
@@ -121,10 +121,11 @@ def refined(t, T, p, cfg):
 
 # ---------------------------------------------------------------------------------------------------- build
 
-def make_multiplier(schedule_cfg, total_steps: int, resolved: dict) -> Multiplier:
-    """step -> m(step) for ``schedule_cfg.name``; ``resolved`` from :func:`jaxlab.optim.defaults.resolve`."""
+def make_multiplier(schedule_cfg, total_steps: int, numbers: ScheduleNumbers) -> Multiplier:
+    """step -> m(step) for ``schedule_cfg.name``; ``numbers``: the run's resolved schedule numbers
+    (``jaxlab.optim.numbers.resolve(cfg).schedule``), possibly traced."""
     fn = SCHEDULES[schedule_cfg.name]
-    p = {k: (jnp.asarray(v, jnp.float32)) for k, v in schedule_params(resolved).items()}
+    p = ScheduleNumbers(*(jnp.asarray(v, jnp.float32) for v in numbers))
 
     def multiplier(step):
         return fn(jnp.asarray(step, jnp.float32), float(total_steps), p, schedule_cfg)

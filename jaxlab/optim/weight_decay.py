@@ -11,7 +11,9 @@ buffer, Adam's ``m̂/(√v̂ + ε)``, Lion's sign). Per step, with ``s_t = lr_t/
     cautious     θ ← θ − lr_t·(u + λ·1[u⊙θ ≥ 0]⊙θ)      (Chen et al., 2025: decay only where the update agrees)
 
 For SGD, ``l2`` and ``decoupled`` are the same update, and ``independent`` with ``λ·lr`` is too.
-Only the leaves the mask selects are decayed (default: not biases or normalisation scales).
+Only the leaves the mask selects are decayed (default: not biases or normalisation scales). The decay is
+``optax.add_decayed_weights`` (its mask, and its schedule for ``independent``); ``cautious`` needs the incoming
+update's sign, so it is a transform of its own here, masked by ``optax.masked`` the same way.
 """
 from __future__ import annotations
 
@@ -66,72 +68,40 @@ def decay_mask(spec) -> MaskFn:
     return mask_fn
 
 
-def _masked_map(fn, updates, params, mask_fn: MaskFn | None):
-    """Apply fn(u, θ) on decayed leaves, identity elsewhere (the mask is static, so nothing is computed there)."""
-    mask = mask_fn(params) if mask_fn is not None else jax.tree.map(lambda _: True, params)
-    return jax.tree.map(lambda u, p, m: fn(u, p) if m else u, updates, params, mask)
-
-
 # ---------------------------------------------------------------------------------------------------- transforms
 
-class DecayState(NamedTuple):
-    count: jax.Array        # int32 []: steps taken, for a scheduled rate
-
-
-def _rate(rate, count):
-    return rate(count) if callable(rate) else rate
-
-
-def add_decayed_weights(rate, mask_fn: MaskFn | None = None) -> optax.GradientTransformation:
-    """updates + rate·θ on the masked leaves. rate: a (traced) scalar or a schedule count -> scalar."""
-
-    def init(params):
-        del params
-        return DecayState(count=jnp.zeros([], jnp.int32))
-
-    def update(updates, state, params=None):
-        if params is None:
-            raise ValueError(optax.NO_PARAMS_MSG)
-        r = _rate(rate, state.count)
-        updates = _masked_map(lambda u, p: (u + r * p).astype(u.dtype), updates, params, mask_fn)
-        return updates, DecayState(count=optax.safe_increment(state.count))
-
-    return optax.GradientTransformation(init, update)
-
-
 class CautiousDecayState(NamedTuple):
-    count: jax.Array             # int32 []
     decayed_fraction: jax.Array  # float32 []: fraction of masked coordinates decayed by the last update
 
 
 def add_cautious_decayed_weights(rate, mask_fn: MaskFn | None = None) -> optax.GradientTransformation:
-    """updates + rate·1[u⊙θ ≥ 0]⊙θ on the masked leaves (u: the incoming direction, before −lr).
+    """updates + rate·1[u⊙θ ≥ 0]⊙θ on the masked leaves (u: the incoming direction, before −lr); ``rate`` a (traced)
+    scalar. The mask is ``optax.masked``'s, as for ``optax.add_decayed_weights``.
 
     The state records which fraction of the masked coordinates was decayed (a metric of the method).
     """
 
     def init(params):
         del params
-        return CautiousDecayState(count=jnp.zeros([], jnp.int32), decayed_fraction=jnp.zeros([], jnp.float32))
+        return CautiousDecayState(decayed_fraction=jnp.zeros([], jnp.float32))
 
     def update(updates, state, params=None):
         if params is None:
             raise ValueError(optax.NO_PARAMS_MSG)
-        r = _rate(rate, state.count)
         counts = []
 
         def decay(u, p):
             agree = (u * p >= 0)
             counts.append((jnp.sum(agree, dtype=jnp.float32), agree.size))
-            return (u + r * jnp.where(agree, p, 0)).astype(u.dtype)
+            return (u + rate * jnp.where(agree, p, 0)).astype(u.dtype)
 
-        updates = _masked_map(decay, updates, params, mask_fn)
+        updates = jax.tree.map(decay, updates, params)
         total = sum(n for _, n in counts)
         frac = sum(c for c, _ in counts) / total if total else jnp.zeros([], jnp.float32)
-        return updates, CautiousDecayState(count=optax.safe_increment(state.count),
-                                           decayed_fraction=jnp.asarray(frac, jnp.float32))
+        return updates, CautiousDecayState(decayed_fraction=jnp.asarray(frac, jnp.float32))
 
-    return optax.GradientTransformation(init, update)
+    tx = optax.GradientTransformation(init, update)
+    return tx if mask_fn is None else optax.masked(tx, mask_fn)
 
 
 # ---------------------------------------------------------------------------------------------------- variants
@@ -151,19 +121,19 @@ def _none(direction, lr, multiplier, wd, mask_fn):
 
 @register_weight_decay("l2")
 def _l2(direction, lr, multiplier, wd, mask_fn):
-    return optax.chain(add_decayed_weights(wd, mask_fn), direction, optax.scale_by_learning_rate(lr))
+    return optax.chain(optax.add_decayed_weights(wd, mask_fn), direction, optax.scale_by_learning_rate(lr))
 
 
 @register_weight_decay("decoupled")
 def _decoupled(direction, lr, multiplier, wd, mask_fn):
-    return optax.chain(direction, add_decayed_weights(wd, mask_fn), optax.scale_by_learning_rate(lr))
+    return optax.chain(direction, optax.add_decayed_weights(wd, mask_fn), optax.scale_by_learning_rate(lr))
 
 
 @register_weight_decay("independent")
 def _independent(direction, lr, multiplier, wd, mask_fn):
     # After the −lr scaling, so the decay is −s_t·λ·θ: it follows the schedule's shape, not the peak lr.
     return optax.chain(direction, optax.scale_by_learning_rate(lr),
-                       add_decayed_weights(lambda count: -wd * multiplier(count), mask_fn))
+                       optax.add_decayed_weights(lambda count: -wd * multiplier(count), mask_fn))
 
 
 @register_weight_decay("cautious")

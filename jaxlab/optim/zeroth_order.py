@@ -16,12 +16,12 @@ Registered optimisers (OPTIMIZERS, names flagged in ZEROTH_ORDER):
     zo_adam      adam     on g     (ZO-Adam: optim.b1, b2, eps)
 
 The transform never sees loss values, so each registers its estimator as the gradient of its Step
-(``register_gradient``): the trainer and the step map call ``make_step(cfg, steps, hp).gradient(loss_fn, params,
+(``register_gradient``): the trainer and the step map call ``make_step(cfg, steps, numbers).gradient(loss_fn, params,
 key)`` and get ∇L or this estimate alike. Each also declares its dynamics (``register_dynamics``): its stability
 is mean-square, of the per-mode recurrence in jaxlab.optim.zo_modes, with threshold 2/η on the effective sharpness
 2/η* (jaxlab.curvature.zo_stability); zo_adam's is that of Adam with its preconditioner frozen.
 
-``optim.zo_directions`` (n, an int: structure, static) and ``optim.zo_mu`` (μ, traceable through hp).
+``optim.zo_directions`` (n, an int: structure, static) and ``optim.zo_mu`` (μ, a traceable field of the run's Numbers).
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxlab.optim.bases import OPTIMIZERS, register_optimizer
-from jaxlab.optim.defaults import resolve
 from jaxlab.optim.dynamics import Declared, register_dynamics, register_gradient
 from jaxlab.optim.preconditioners import adam_preconditioner, frozen_adam
 from jaxlab.optim.zo_modes import adam_frozen_modes, heavy_ball_modes, nesterov_modes, sgd_modes
@@ -50,7 +49,7 @@ def is_zeroth_order(name: str) -> bool:
 
 def _estimator(cfg, p):
     """The Step's gradient: (loss_fn, params, key) -> the two-point estimate with n = optim.zo_directions."""
-    n, mu = int(cfg.zo_directions), p["zo_mu"]
+    n, mu = int(cfg.zo_directions), p.zo_mu
     return lambda loss_fn, params, key: zo_gradient(loss_fn, params, key, n, mu)
 
 
@@ -64,7 +63,7 @@ for _zo, _base in ZEROTH_ORDER.items():
 
 
 def _zo_threshold(numbers):
-    return 2.0 / numbers["lr"]     # on 2/η*: the step is mean-square stable while η < η*
+    return 2.0 / numbers.lr     # on 2/η*: the step is mean-square stable while η < η*
 
 
 @register_dynamics("zo_sgd")
@@ -82,8 +81,8 @@ def _zo_momentum_dynamics(cfg):
 def _zo_adam_dynamics(cfg):
     return Declared(threshold=_zo_threshold, operator="zo_mean_square", zeroth_order=True,
                     mode_map=adam_frozen_modes,
-                    preconditioner=lambda state, g, n: adam_preconditioner(state, g, n["b1"], n["b2"], n["eps"]),
-                    frozen=lambda cfg, p, P: frozen_adam(p["b1"], P))
+                    preconditioner=lambda state, g, n: adam_preconditioner(state, g, n.b1, n.b2, n.eps),
+                    frozen=lambda cfg, p, P: frozen_adam(p.b1, P))
 
 
 def zo_gradient(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, key: jax.Array, num_directions: int,
@@ -109,7 +108,3 @@ def zo_value_and_grad(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, ke
     """(L(params), zo_gradient(...)): the exact loss for logging (one more forward pass) and the estimate."""
     return loss_fn(params), zo_gradient(loss_fn, params, key, num_directions, mu)
 
-
-def zo_settings(cfg, hp=None) -> tuple[int, Any]:
-    """(num_directions, mu) for the optim config ``cfg``; mu from hp["zo_mu"] when swept (possibly traced)."""
-    return int(cfg.zo_directions), resolve(cfg, hp)["zo_mu"]

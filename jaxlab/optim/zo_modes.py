@@ -7,8 +7,8 @@ optimiser is linear. With x = ηλ (ηd·λ with d = 1/P̃ for Adam) and every a
 
     z' = B(x) z + c · (η d ξ),          B affine in x (x only enters through η·d·g),
 
-and ``mode_map(x, p) -> (B [k, k], c [k])`` returns that pair; z[0] is the parameter coordinate. ``p`` is a dict of
-possibly traced numbers (the optimiser's hyperparameters, as in jaxlab.optim.bases). The maps are pure jnp and
+and ``mode_map(x, p) -> (B [k, k], c [k])`` returns that pair; z[0] is the parameter coordinate. ``p`` is the run's
+:class:`jaxlab.optim.numbers.Numbers`, possibly traced (as in jaxlab.optim.bases). The maps are pure jnp and
 work under jit/vmap over x and p. Deterministic limits (largest stable x, from the Jury conditions):
 sgd 2, heavy ball 2(1+β), Nesterov 2(1+β)/(1+2β), frozen Adam 2(1+β1)/(1−β1) (Cohen et al., 2022's 38/η).
 """
@@ -28,22 +28,22 @@ def sgd_modes(x, p=None):
 
 
 def heavy_ball_modes(x, p):
-    """ZO-GDM (optax.trace, no dampening): m' = βm + g, θ' = θ − ηm'; z = (θ, ηm), β = p["momentum"]."""
-    b = p["momentum"]
+    """ZO-GDM (optax.trace, no dampening): m' = βm + g, θ' = θ − ηm'; z = (θ, ηm), β = p.momentum."""
+    b = p.momentum
     one = jnp.ones_like(x)
     return _pair([[1.0 - x, -b * one], [x, b * one]], [-one, one], x)
 
 
 def nesterov_modes(x, p):
-    """Nesterov (optax.trace(nesterov=True)): m' = βm + g, θ' = θ − η(g + βm'); z = (θ, ηm), β = p["momentum"]."""
-    b = p["momentum"]
+    """Nesterov (optax.trace(nesterov=True)): m' = βm + g, θ' = θ − η(g + βm'); z = (θ, ηm), β = p.momentum."""
+    b = p.momentum
     one = jnp.ones_like(x)
     return _pair([[1.0 - (1.0 + b) * x, -b * b * one], [x, b * one]], [-(1.0 + b) * one, one], x)
 
 
 def adam_frozen_modes(x, p):
-    """Frozen ZO-Adam: m' = β1m + (1−β1)g, θ' = θ − ηm'/P̃ (P̃ fixed); z = (θ, ηm/P̃), x = ημ, β1 = p["b1"]."""
-    b = p["b1"]
+    """Frozen ZO-Adam: m' = β1m + (1−β1)g, θ' = θ − ηm'/P̃ (P̃ fixed); z = (θ, ηm/P̃), x = ημ, β1 = p.b1."""
+    b = p.b1
     one = jnp.ones_like(x)
     a = 1.0 - b
     return _pair([[1.0 - a * x, -b * one], [a * x, b * one]], [-a * one, a * one], x)

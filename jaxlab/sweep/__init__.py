@@ -6,9 +6,9 @@ isolation and statistics over seeds.
     res.summary["grid"]          # per grid point: mean / std / min / max over seeds of each final metric
 
 Modules: ``plan`` (traced vs structural axes, groups, chunks) · ``batched`` (vmap + shard_map of the trainer)
-· ``memory`` (runs per program from a memory budget) · ``aggregate`` (statistics over seeds) · ``core``.
+· ``memory`` (runs per program from a memory budget) · ``core``; statistics over seeds: jaxlab.stats.
 """
-from jaxlab.sweep.aggregate import by_point, curve, grid_summary
+from jaxlab.stats import by_point, curve, grid_summary
 from jaxlab.sweep.core import RunResult, SweepResult, sweep
 from jaxlab.sweep.plan import plan, traceable
 

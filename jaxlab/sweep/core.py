@@ -22,11 +22,11 @@ import numpy as np
 from jaxlab import data as data_lib
 from jaxlab import mesh as mesh_lib
 from jaxlab.sweep import memory
-from jaxlab.sweep.aggregate import grid_summary
 from jaxlab.sweep.batched import BatchedCompiled, fetch, make_mesh
 from jaxlab.sweep.plan import Group, RunSpec, chunk_sizes, describe, plan, seed_list
 from jaxlab.grid import with_overrides
 from jaxlab.io import MetricsWriter, Progress
+from jaxlab.stats import grid_summary
 from jaxlab.schema import validate
 from jaxlab.train import Result, drive, make_record, make_train, resume_chunk, summarize
 
@@ -139,7 +139,7 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
     (per_step_keys then hold the steps trained in this process only)."""
     specs = chunk + [chunk[0]] * (size - len(chunk))
     keys = np.stack([np.asarray(jax.random.PRNGKey(s.seed)) for s in specs])
-    hp = {k: np.asarray([s.hp[k] for s in specs], np.float32) for k in chunk[0].hp}
+    hp = jax.tree.map(lambda *v: np.asarray(v, np.float32), *[s.numbers for s in specs])  # [runs] per field
     keys, hp = fns.put_runs(keys), fns.put_runs(hp)
     state = fns.init(keys, hp)
 
@@ -167,8 +167,8 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
 
     t0 = time.perf_counter()
     try:
-        state = drive(config, fns, state, hp, data, on_fetch, fetch=fetch, start=start,
-                      callbacks=[checkpointer] if checkpointer else ())
+        state, timing = drive(config, fns, state, hp, data, on_fetch, fetch=fetch, start=start,
+                              callbacks=[checkpointer] if checkpointer else ())
     except BaseException:
         if checkpointer is not None:
             checkpointer.close()
@@ -182,12 +182,13 @@ def _run_chunk(config, trainer, fns, data, chunk: list[RunSpec], size: int, writ
     per_step = {k: np.concatenate(v, axis=1) if v else np.zeros((n, 0)) for k, v in steps.items()}
     for i, spec in enumerate(chunk):
         run_state = _take(host_state, i)
-        cfg = with_overrides(config, {k: v for k, v in spec.point.items() if k in spec.hp}) if spec.point else config
+        cfg = with_overrides(config, spec.point) if spec.point else config
         summary = summarize(records[i], run_state, share)
         results[spec.index] = RunResult(spec.coords, Result(config=cfg, seed=spec.seed,
                                                             state=run_state if keep_states else None,
                                                             records=records[i], summary=summary,
-                                                            per_step={k: v[i] for k, v in per_step.items()} or None))
+                                                            per_step={k: v[i] for k, v in per_step.items()} or None,
+                                                            timing=timing))
 
 
 def _take(tree, i: int):

@@ -12,8 +12,8 @@ import functools
 import jax
 import numpy as np
 
+from jaxlab import optim
 from jaxlab.train.loop import measure_flags
-from jaxlab.train.trainer import default_hp
 
 MIB = 2 ** 20
 AUTO_FRACTION = 0.8  # of a device's memory, when the budget is left at 0 and the backend reports a limit
@@ -40,7 +40,7 @@ def bytes_per_run(trainer, data) -> tuple[int, int] | None:
 
     config = trainer.config
     key = jax.ShapeDtypeStruct((1, 2), np.uint32)
-    hp = {k: jax.ShapeDtypeStruct((1,), np.float32) for k in default_hp(config)}
+    hp = jax.tree.map(lambda _: jax.ShapeDtypeStruct((1,), np.float32), optim.traced_numbers(config.optim))
     state = jax.eval_shape(jax.vmap(trainer.init), key, hp)
     shared = _nbytes(data)
     flags = measure_flags(config, config.train.steps)

@@ -1,20 +1,22 @@
 """Planning a sweep: which axes are traced, how runs group into compiled programs, and how groups split into chunks.
 
-A run is a point of ``seeds × axes``. Axes whose values can be traced (numeric ``optim.*`` fields, passed to
-the optimiser as ``hp``) vary inside one compiled program; the others (model width, optimiser kind, batch
-size, ...) change the program's structure, so each of their values is a separate *group*, compiled on its own
-and run in turn. A group's runs go through its program in *chunks* of at most ``runs_per_program`` (memory),
-every chunk padded to the same size (a multiple of the device count) so one compilation serves them all.
+A run is a point of ``seeds × axes``. Axes whose values can be traced (numeric ``optim.*`` fields, passed to the
+trainer as the run's :class:`jaxlab.optim.Numbers`) vary inside one compiled program; the others (model width,
+optimiser kind, batch size, ...) change the program's structure, so each of their values is a separate *group*,
+compiled on its own and run in turn. A group's runs go through its program in *chunks* of at most
+``runs_per_program`` (memory), every chunk padded to the same size (a multiple of the device count) so one
+compilation serves them all.
 """
 from __future__ import annotations
 
 import dataclasses
 
+from jaxlab import optim
 from jaxlab.config import ConfigError, get_path
 from jaxlab.grid import grid_points, parse_axes, with_overrides
-from jaxlab.optim import NUMERIC_FIELDS
 from jaxlab.schema import validate
-from jaxlab.train import default_hp
+
+PREFIX = "optim."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +24,7 @@ class RunSpec:
     index: int     # position in the sweep's run order (point-major, then seed)
     seed: int
     point: dict    # {path: value} of the grid point (traced and structural)
-    hp: dict       # traced hyperparameters {path: float}, the defaults of the group's config included
+    numbers: optim.Numbers  # the run's traced numbers (Python floats), the group config's defaults included
 
     @property
     def coords(self) -> dict:
@@ -39,12 +41,20 @@ class Group:
 def traceable(config, path: str) -> bool:
     """True for paths varied as traced values in one program: the optimiser's numeric fields.
 
-    ``optim.<field>`` for every field of ``jaxlab.optim.NUMERIC_FIELDS`` (``lr``, ``weight_decay``, ``b1``,
-    ``schedule.warmup_steps``, ...), which the optimiser builder reads from ``hp``. Names, flags, tuples and every
-    other section (model width, batch size, ...) change the program: they are structural.
+    ``optim.<field>`` for every field of :class:`jaxlab.optim.Numbers` (``lr``, ``weight_decay``, ``b1``,
+    ``schedule.warmup_steps``, ...: ``jaxlab.optim.FIELDS``). Names, flags, tuples and every other section (model
+    width, batch size, ...) change the program: they are structural.
     """
     get_path(config, path)  # an unknown path fails here, naming it
-    return path.startswith("optim.") and path[len("optim."):] in NUMERIC_FIELDS
+    return path.startswith(PREFIX) and path[len(PREFIX):] in optim.FIELDS
+
+
+def point_numbers(config, point: dict) -> optim.Numbers:
+    """The traced numbers of a run at grid ``point`` ({config path: value}): the traced paths' values by field name
+    over ``config``'s defaults (``optim.traced_numbers``), as Python floats. The one place a grid point's paths
+    become the optimiser's field names."""
+    values = {p[len(PREFIX):]: v for p, v in point.items() if traceable(config, p)}
+    return optim.traced_numbers(config.optim, values, dtype=None)
 
 
 def seed_list(config, seeds=None) -> list[int]:
@@ -61,8 +71,9 @@ def seed_list(config, seeds=None) -> list[int]:
 
 
 def plan(config, seeds=None, axes=None) -> tuple[list[Group], dict[str, list]]:
-    """Groups of runs for ``seeds × axes`` (defaults: ``config.sweep``); every grid point's config is validated
-    here, before any compute, so a bad value fails naming its key."""
+    """Groups of runs for ``seeds × axes`` (defaults: ``config.sweep``), checked before any compute so a bad value
+    fails naming its key: each structural group's config is validated (``config`` itself is the caller's to
+    validate), each traced point's optimiser numbers checked (``check_point``)."""
     axes = parse_axes(config.sweep.axes if axes is None else axes, config)
     seeds = seed_list(config, seeds)
     traced = [p for p in axes if traceable(config, p)]
@@ -72,29 +83,43 @@ def plan(config, seeds=None, axes=None) -> tuple[list[Group], dict[str, list]]:
         structural = {k: v for k, v in point.items() if k not in traced}
         key = repr(sorted(structural.items()))
         if key not in groups:
-            groups[key] = Group(structural, check_point(config, structural), [])
+            groups[key] = Group(structural, check_group(config, structural), [])
         group = groups[key]
         check_point(group.config, {k: point[k] for k in traced})
-        hp = {**default_hp(group.config), **{k: float(point[k]) for k in traced}}
+        numbers = point_numbers(group.config, point)
         for seed in seeds:
-            group.runs.append(RunSpec(index, seed, dict(point), hp))
+            group.runs.append(RunSpec(index, seed, dict(point), numbers))
             index += 1
     return list(groups.values()), axes
 
 
-def check_point(config, point: dict):
-    """``config`` with ``point`` applied, validated; errors name the grid point and the bad key."""
-
-    if not point:
-        return config
+def _at(point: dict, check):
     try:
-        cfg = with_overrides(config, point)
-        with cfg.unlocked():
-            cfg.sweep.axes = ""  # this point's own checks, not the whole grid's again
-        validate(cfg)
+        return check()
     except (ConfigError, ValueError, TypeError) as e:
         raise ConfigError(f"config.sweep.axes: grid point {point}: {e}") from e
-    return cfg
+
+
+def check_group(config, structural: dict):
+    """``config`` with a group's ``structural`` values applied, validated (a new model, optimiser kind, ... is
+    a new config); errors name the grid point and the bad key."""
+    if not structural:
+        return config
+
+    def checked():
+        cfg = with_overrides(config, structural)
+        with cfg.unlocked():
+            cfg.sweep.axes = ""  # this group's own checks, not the whole grid's again
+        return validate(cfg)
+
+    return _at(structural, checked)
+
+
+def check_point(config, traced: dict) -> None:
+    """The optimiser section of ``config`` (a validated group config) at a point's ``traced`` values: the only
+    checks whose inputs a traced value changes (``optim.check_optim``); errors name the grid point."""
+    if traced:
+        _at(traced, lambda: optim.check_optim(with_overrides(config, traced).optim, config.train.steps))
 
 
 def chunk_sizes(num_runs: int, runs_per_program: int | None, num_devices: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@
 from jaxlab.train.loop import (Compiled, Result, drive, make_record, measure_flags, run, schedule_points, summarize,
                                to_python)
 from jaxlab.train.resume import resume_chunk, run_with_checkpoints
-from jaxlab.train.trainer import EVAL_CHUNK, TrainState, Trainer, default_hp, make_train
+from jaxlab.train.trainer import EVAL_CHUNK, TrainState, Trainer, make_train
 
-__all__ = ["Compiled", "EVAL_CHUNK", "Result", "TrainState", "Trainer", "default_hp", "drive", "make_record",
+__all__ = ["Compiled", "EVAL_CHUNK", "Result", "TrainState", "Trainer", "drive", "make_record",
            "make_train", "resume_chunk", "run", "run_with_checkpoints", "schedule_points", "summarize", "to_python"]

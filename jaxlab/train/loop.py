@@ -14,14 +14,14 @@ import time
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlab import data as data_lib
 from jaxlab import mesh as mesh_lib
+from jaxlab import optim
 from jaxlab.io import Progress
 from jaxlab.schema import validate
-from jaxlab.train.trainer import TrainState, Trainer, default_hp, make_train
+from jaxlab.train.trainer import TrainState, Trainer, make_train
 
 
 @dataclasses.dataclass
@@ -32,6 +32,7 @@ class Result:
     records: list[dict]
     summary: dict
     per_step: dict | None = None  # key -> [steps] host array of every optimiser step (sweep(per_step_keys=...))
+    timing: list[dict] | None = None  # per fetched record, the host seconds of its chunk (drive), for cost estimates
 
 
 def to_python(tree):
@@ -73,8 +74,7 @@ class Compiled:
             self.advance = jax.jit(trainer.advance, static_argnames="num_steps", donate_argnums=0)
             self.measure = jax.jit(trainer.measure, static_argnames=("test", "curvature"))
             return
-        hp = {k: jnp.float32(v) for k, v in default_hp(trainer.config).items()}
-        abstract = jax.eval_shape(trainer.init, jax.random.PRNGKey(0), hp)
+        abstract = jax.eval_shape(trainer.init, jax.random.PRNGKey(0), optim.traced_numbers(trainer.config.optim))
         self.state_shardings = state_shardings(self.mesh, abstract, run_axis=False)
         rep = mesh_lib.replicated(self.mesh)
         self.init = jax.jit(trainer.init, out_shardings=self.state_shardings)
@@ -100,11 +100,13 @@ def state_shardings(mesh, abstract_state: TrainState, run_axis: bool) -> TrainSt
            for f in dataclasses.fields(abstract_state)})
 
 
-def run(config, seed: int, *, hp: dict | None = None, writer=None, callbacks: Sequence[Callable] = (),
+def run(config, seed: int, *, hp: optim.Numbers | dict | None = None, writer=None, callbacks: Sequence[Callable] = (),
         initial_state: TrainState | None = None, dataset=None, progress: bool | None = None,
         devices=None) -> Result:
     """Train one run to ``config.train.steps``; deterministic in (config, seed, hp).
 
+    hp: optimiser numbers to trace in place of the config's (Numbers, or {field name: value}, e.g. {"lr": 0.1});
+      lr and weight_decay are traced in any case (``optim.traced_numbers``).
     writer: optional ``jaxlab.io.MetricsWriter``; each record is written as soon as it is fetched.
     callbacks: ``cb(state, step, records)`` after every chunk, before the state is donated to the next one
       (checkpointing); ``records`` are those fetched so far.
@@ -115,12 +117,11 @@ def run(config, seed: int, *, hp: dict | None = None, writer=None, callbacks: Se
     dataset = dataset if dataset is not None else data_lib.get_dataset(config.data)
     mesh = mesh_lib.make_mesh(config.mesh, devices)
     trainer = make_train(config, dataset, data_shards=mesh_lib.num_shards(mesh))
-    hp = {**default_hp(config), **(hp or {})}
-    hp = {k: jnp.float32(v) for k, v in hp.items()}
+    hp = optim.traced_numbers(config.optim, hp)
     fns = Compiled(trainer, mesh)
     key = jax.random.PRNGKey(seed)
     if fns.mesh is not None:  # host values: every process passes the same ones to the global program
-        hp, key = jax.tree.map(np.asarray, (hp, key))
+        key = np.asarray(key)
     data = fns.put_data(trainer.device_data(dataset))
     state = fns.put_state(initial_state) if initial_state is not None else fns.init(key, hp)
     start = int(state.step)
@@ -137,12 +138,12 @@ def run(config, seed: int, *, hp: dict | None = None, writer=None, callbacks: Se
         bar.update_to(step, rec)
 
     t0 = time.perf_counter()
-    state = drive(config, fns, state, hp, data, on_fetch, start=start, fetch=fetch,
-                  callbacks=[lambda s, step, cb=cb: cb(s, step, records) for cb in callbacks])
+    state, timing = drive(config, fns, state, hp, data, on_fetch, start=start, fetch=fetch,
+                          callbacks=[lambda s, step, cb=cb: cb(s, step, records) for cb in callbacks])
     bar.close()
     elapsed = time.perf_counter() - t0
     summary = summarize(records, state, elapsed)
-    return Result(config=config, seed=seed, state=state, records=records, summary=summary)
+    return Result(config=config, seed=seed, state=state, records=records, summary=summary, timing=timing)
 
 
 def fetch(tree):
@@ -157,7 +158,7 @@ def fetch(tree):
 
 def drive(config, fns, state, hp, data, on_fetch: Callable, *, start: int = 0, callbacks: Sequence[Callable] = (),
           fetch: Callable = jax.device_get):
-    """The chunk loop shared by :func:`run` (one run) and ``jaxlab.sweep`` (vmapped runs) -> final state.
+    """The chunk loop shared by :func:`run` (one run) and ``jaxlab.sweep`` (vmapped runs) -> (final state, timing).
 
     fns: ``advance(state, hp, data, num_steps=)`` and ``measure(state, hp, data, test=, curvature=)``, jitted
     (``Compiled``, or their vmapped and sharded forms). The next chunk is dispatched before the previous chunk's
@@ -165,8 +166,14 @@ def drive(config, fns, state, hp, data, on_fetch: Callable, *, start: int = 0, c
     (numpy) trees: per_step is the chunk's per-step metrics (None for the initial measurement at step 0).
     callbacks: ``cb(state, step)`` after each chunk, before the state is donated to the next one.
     fetch: device -> host transfer (a multi-process sweep passes an all-gather).
+    timing: per fetched record {"step", "steps" (optimiser steps in its chunk; 0 for the initial measurement),
+      "advance_s" (host seconds from the previous record's arrival to this chunk's per-step metrics), "measure_s"
+      (from those to this record), "test", "curvature" (what the measurement computed)}. The host dispatches ahead,
+      so these are the device times of the chunk and of its measurement; the first of each kind include compiling.
     """
-    pending: list[tuple[int, Any, Any]] = []
+    pending: list[tuple[int, int, Any, Any]] = []
+    timing: list[dict] = []
+    clock = [time.perf_counter()]
 
     def measure(state, step):
         """-> (record, state): the tracker's carry goes into the state (so checkpoints hold it too)."""
@@ -174,27 +181,33 @@ def drive(config, fns, state, hp, data, on_fetch: Callable, *, start: int = 0, c
         return rec, state if carry is None else state.replace(curv=carry)
 
     def emit():
-        step, per_step, rec = pending.pop(0)
-        rec, per_step = fetch((rec, per_step))
+        step, length, per_step, rec = pending.pop(0)
+        per_step = None if per_step is None else fetch(per_step)
+        advanced = time.perf_counter()
+        rec = fetch(rec)
+        measured = time.perf_counter()
+        timing.append({"step": step, "steps": length, "advance_s": advanced - clock[0],
+                       "measure_s": measured - advanced, **measure_flags(config, step)})
+        clock[0] = measured
         on_fetch(step, per_step, rec)
 
     if start == 0:
         rec, state = measure(state, 0)
-        pending.append((0, None, rec))
+        pending.append((0, 0, None, rec))
     for chunk_start, length in schedule_points(config):
         if chunk_start < start:
             continue
         state, per_step = fns.advance(state, hp, data, num_steps=length)
         end = chunk_start + length
         rec, state = measure(state, end)
-        pending.append((end, per_step, rec))
+        pending.append((end, length, per_step, rec))
         while len(pending) > 1:  # fetch the previous chunk while this one runs
             emit()
         for cb in callbacks:
             cb(state, end)
     while pending:
         emit()
-    return state
+    return state, timing
 
 
 def make_record(step: int, per_step, rec) -> dict:

@@ -17,12 +17,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab import data as data_lib
+from jaxlab import optim
 from jaxlab.checkpoint import manager as mgr
 from jaxlab.checkpoint.saver import Checkpointer, checkpoint_dir
 from jaxlab.io import MetricsWriter, cut_metrics, normalise
 from jaxlab.schema import validate
 from jaxlab.train.loop import run, summarize
-from jaxlab.train.trainer import default_hp, make_train
+from jaxlab.train.trainer import make_train
 
 
 def _strip(records: list[dict], keys) -> list[dict]:
@@ -86,8 +87,7 @@ def run_with_checkpoints(config, seed: int, workdir: str, *, hp=None, dataset=No
     state, prior, ck = None, [], None
     if every:
         trainer = make_train(config, dataset)
-        full_hp = {k: jnp.float32(v) for k, v in {**default_hp(config), **(hp or {})}.items()}
-        template = jax.eval_shape(trainer.init, jax.random.PRNGKey(seed), full_hp)
+        template = jax.eval_shape(trainer.init, jax.random.PRNGKey(seed), optim.traced_numbers(config.optim, hp))
         mngr = mgr.open_manager(checkpoint_dir(workdir), config.checkpoint)
         _, state, (prior,) = resume(mngr, template, os.path.join(workdir, "metrics.jsonl"), [{}], config.train.steps)
         ck = Checkpointer(mngr, every, config.train.steps, {"seed": seed})

@@ -1,12 +1,14 @@
 """The trainer: the pure, jittable and vmappable pieces of a run, built from the config by ``make_train``.
 
-    state = trainer.init(key, hp)                          # hp: traced hyperparameters, e.g. {"optim.lr": 0.1}
+    hp = optim.traced_numbers(config.optim)                # traced numbers: Numbers(lr=..., weight_decay=...)
+    state = trainer.init(key, hp)
     state, per_step = trainer.advance(state, hp, data, n)  # n steps in one lax.scan
     record = trainer.measure(state, hp, data, test=True, curvature=False)
 
-Whatever a sweep varies arrives in ``hp`` (a dict of scalars keyed by config path), never read from the Python
-config inside traced code, so ``jax.vmap`` over (key, hp) is one compiled program. The loop that drives these
-pieces is :mod:`jaxlab.train.loop`.
+Whatever a sweep varies arrives in ``hp`` (:class:`jaxlab.optim.Numbers`, keyed by the optimiser's field names;
+None where the config's number is used), never read from the Python config inside traced code, so ``jax.vmap``
+over (key, hp) is one compiled program. Each piece resolves the run's numbers once (``optim.resolve``) and hands
+them to everything that reads them. The loop that drives these pieces is :mod:`jaxlab.train.loop`.
 
 A run whose loss becomes non-finite or exceeds ``train.divergence_factor`` × its initial loss stops updating
 (its state is frozen) and is flagged ``diverged`` with the step; in a vmapped sweep the other runs go on unaffected.
@@ -45,16 +47,6 @@ class TrainState:
     curv: PyTree = None       # the curvature tracker's carry (previous top eigenvectors for a warm start), or None
 
 
-def default_hp(config) -> dict[str, float]:
-    """Hyperparameters traced by default: the ones every sweep in this codebase varies."""
-    return {"optim.lr": float(config.optim.lr), "optim.weight_decay": float(config.optim.weight_decay)}
-
-
-def _section(hp: dict, name: str) -> dict:
-    prefix = name + "."
-    return {k[len(prefix):]: v for k, v in hp.items() if k.startswith(prefix)}
-
-
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     config: Any
@@ -66,20 +58,24 @@ class Trainer:
     declared: Any = None             # the optimiser's dynamics (jaxlab.optim.declaration)
     tracker: Tracker | None = None   # curvature, every curvature.every steps (jaxlab.curvature.tracker)
 
-    # ---------------------------------------------------------------- pieces that read hp
+    # ---------------------------------------------------------------- pieces that read the numbers
     @property
     def total_steps(self) -> int:
         return self.config.train.steps
 
-    def tx(self, hp) -> optax.GradientTransformation:
-        return optim.make_optimizer(self.config.optim, self.total_steps, _section(hp, "optim"))
+    def numbers(self, hp) -> optim.Numbers:
+        """The run's optimiser numbers: hp's traced fields over the config's (the one resolution per call)."""
+        return optim.resolve(self.config.optim, hp)
 
-    def optimizer_step(self, hp) -> optim.Step:
-        """The real step's functions (update, the gradient it uses, frozen form) at the numbers in hp."""
-        return optim.make_step(self.config.optim, self.total_steps, _section(hp, "optim"))
+    def tx(self, numbers: optim.Numbers) -> optax.GradientTransformation:
+        return optim.make_optimizer(self.config.optim, self.total_steps, numbers)
 
-    def lr(self, hp, step):
-        return optim.make_schedule(self.config.optim, self.total_steps, _section(hp, "optim"))(step)
+    def optimizer_step(self, numbers: optim.Numbers) -> optim.Step:
+        """The real step's functions (update, the gradient it uses, frozen form) at ``numbers``."""
+        return optim.make_step(self.config.optim, self.total_steps, numbers)
+
+    def lr(self, numbers: optim.Numbers, step):
+        return optim.make_schedule(self.config.optim, self.total_steps, numbers)(step)
 
     # ---------------------------------------------------------------- model and loss
     def apply(self, params, x):
@@ -115,7 +111,8 @@ class Trainer:
     def init(self, key, hp) -> TrainState:
         k_init, k_data = jax.random.split(key)
         params = self.model.init(k_init, jnp.zeros((1, *self.input_shape), self.input_dtype))["params"]
-        return TrainState(step=jnp.int32(0), params=params, opt_state=self.tx(hp).init(params), key=k_data,
+        opt_state = self.tx(self.numbers(hp)).init(params)
+        return TrainState(step=jnp.int32(0), params=params, opt_state=opt_state, key=k_data,
                           ref_loss=jnp.float32(jnp.inf), diverged=jnp.bool_(False), diverged_step=jnp.int32(-1),
                           curv=self.tracker.init(params) if self.tracker is not None else None)
 
@@ -130,12 +127,13 @@ class Trainer:
 
     def step(self, state: TrainState, hp, data, perms=None):
         """One optimiser step -> (state, metrics of this step: loss/accuracy on its batch, grad norm, lr)."""
-        tx = self.tx(hp)
+        numbers = self.numbers(hp)
+        tx = self.tx(numbers)
         batch = self.batch(state, data, perms)
         if self.declared is not None and self.declared.zeroth_order:  # the step's own estimate replaces ∇L
             loss, acc = self._loss_and_acc(state.params, batch)
             key = jax.random.fold_in(jax.random.fold_in(state.key, ZO_STREAM), state.step)  # not the batch stream
-            grads = self.optimizer_step(hp).gradient(lambda p: self.loss_fn(p, batch), state.params, key)
+            grads = self.optimizer_step(numbers).gradient(lambda p: self.loss_fn(p, batch), state.params, key)
         else:
             (loss, acc), grads = jax.value_and_grad(self._loss_and_acc, has_aux=True)(state.params, batch)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -157,7 +155,8 @@ class Trainer:
             diverged=frozen,
             diverged_step=jnp.where(bad & ~state.diverged, state.step, state.diverged_step),
         )
-        metrics = {"batch_loss": loss, "batch_accuracy": acc, "grad_norm": grad_norm, "lr": self.lr(hp, state.step)}
+        metrics = {"batch_loss": loss, "batch_accuracy": acc, "grad_norm": grad_norm,
+                   "lr": self.lr(numbers, state.step)}
         return new_state, metrics
 
     def advance(self, state: TrainState, hp, data, num_steps: int):
@@ -172,18 +171,19 @@ class Trainer:
         """Metrics of the current parameters -> (record, next curvature carry or None): train (and test) loss and
         accuracy, norms, and the tracker's quantities when asked (the carry goes into ``state.curv``: loop.drive)."""
         p = state.params
+        numbers = self.numbers(hp)
         out = {}
         out["train_loss"], out["train_accuracy"] = self.evaluate(p, data["x_eval"], data["y_eval"])
         if test:
             out["test_loss"], out["test_accuracy"] = self.evaluate(p, data["x_test"], data["y_test"])
         out["param_norm"] = tree_norm(p)
-        out["lr"] = self.lr(hp, state.step)
-        out.update(optim.optim_metrics(p, state.opt_state, out["lr"], self.config.optim, _section(hp, "optim")))
+        out["lr"] = self.lr(numbers, state.step)
+        out.update(optim.optim_metrics(p, state.opt_state, out["lr"], self.config.optim, numbers))
         carry = None  # unchanged unless measured: returning state.curv would copy it out of every measurement
         if curvature and self.tracker is not None:
-            numbers = {**optim.resolve(self.config.optim, _section(hp, "optim")), "lr": out["lr"]}
-            step = self.optimizer_step(hp) if self.tracker.needs_step else None
-            rec, carry = self.tracker(p, state.opt_state, numbers, (data["x_curv"], data["y_curv"]), state.curv,
+            step = self.optimizer_step(numbers) if self.tracker.needs_step else None
+            rec, carry = self.tracker(p, state.opt_state, numbers._replace(lr=out["lr"]),
+                                      (data["x_curv"], data["y_curv"]), state.curv,
                                       t=state.step, step=step)
             out.update(rec)
         out["diverged"] = state.diverged

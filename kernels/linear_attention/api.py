@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -92,6 +93,9 @@ def linear_attention(q, k, v, *, log_decay=None, normalize: bool = False, causal
             return branches.setdefault(key, functools.partial(run, *key))
         o, s = jax.lax.platform_dependent(q, k, v, g, initial_state, default=branch("cpu"),
                                           **{t: branch(t) for t in ("cuda", "rocm", "tpu")})
+    chex.assert_shape(o, (B, T, H, v.shape[-1]))  # every implementation returns the documented layouts
+    if return_final_state:
+        chex.assert_shape(s, (B, H, Dk, v.shape[-1] + int(normalize)))
     return (o, s) if return_final_state else o
 
 

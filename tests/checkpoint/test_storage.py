@@ -1,6 +1,6 @@
 """Checkpoint storage: every item is a standard orbax PyTree of named leaves (plain orbax opens it without jaxlab),
-restore_latest is bitwise by key path (curv None or a tree, stacked states, empty optimiser states, legacy format-1
-checkpoints), and a torn or missing item is skipped with a warning in favour of an older step."""
+restore_latest is bitwise by key path (curv None or a tree, stacked states, empty optimiser states), and a torn or
+missing item is skipped with a warning in favour of an older step."""
 import json
 import os
 import warnings
@@ -221,28 +221,3 @@ def test_checkpoint_that_does_not_fit_the_template_is_skipped(tmp_path):
     with pytest.warns(RuntimeWarning, match="skipping checkpoint.*does not have.*curv"):
         assert mgr.restore_latest(m, with_curv.replace(curv=None)) == (None, None, None)
     m.close()
-
-
-# ------------------------------------------------------------------------------------------------ format 1
-
-def test_format_1_checkpoint_still_restores(tmp_path):
-    """A checkpoint written by the previous layout (params as is; every other leaf in a flat {"000": ...} train
-    item; CRC lists) is read by restore_latest and restore_params, so runs checkpointed before resume."""
-    state = _state(curv=_curv(_params()))
-    host = mgr.host_copy(state)
-    rest = jax.tree.leaves(host.replace(params=None))
-    train = {f"{i:03d}": np.asarray(x) for i, x in enumerate(rest)}
-    meta = {"step": 7, "total_steps": 9, "crc_params": [mgr.crc(x) for x in jax.tree.leaves(host.params)],
-            "crc_train": [mgr.crc(train[k]) for k in sorted(train)]}
-    m = mgr.open_manager(str(tmp_path))
-    m.save(7, args=ocp.args.Composite(params=ocp.args.PyTreeSave(host.params), train=ocp.args.PyTreeSave(train),
-                                      meta=ocp.args.JsonSave(meta)), force=True)
-    m.wait_until_finished()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        step, got, got_meta = mgr.restore_latest(m, state)
-        params = mgr.restore_params(m, 7)
-    m.close()
-    assert step == 7 and got_meta["total_steps"] == 9
-    _assert_bitwise(got, host)
-    _assert_bitwise(params, host.params)

@@ -6,7 +6,8 @@ import numpy as np
 
 from jaxlab import data as data_lib
 from jaxlab.schema import base_config, validate
-from jaxlab.train import default_hp, make_train
+from jaxlab import optim
+from jaxlab.train import make_train
 
 SIZES = (5, 8, 6, 3)
 
@@ -63,7 +64,7 @@ def trained_f64(config, steps: int):
     validate(config)
     ds = data_lib.get_dataset(config.data)
     trainer = make_train(config, ds)
-    hp = {k: jnp.float64(v) for k, v in default_hp(config).items()}
+    hp = optim.traced_numbers(config.optim, dtype=np.float64)
     f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
     data = f64(trainer.device_data(ds))
     state = trainer.init(jax.random.PRNGKey(0), hp)

@@ -37,7 +37,7 @@ def _tracker_out(problem, quantities, slq_iters=123, probes=32):
     tracker = make_tracker(c, problem.loss_fn, declared=optim.declaration(c.optim))
     state = optim.make_optimizer(c.optim, 100).init(problem.params)
     step = optim.make_step(c.optim, 100, {"lr": lr})
-    fn = jax.jit(lambda p, s: tracker(p, s, {**optim.resolve(c.optim), "lr": lr}, problem.batch, t=T, step=step))
+    fn = jax.jit(lambda p, s: tracker(p, s, optim.resolve(c.optim)._replace(lr=lr), problem.batch, t=T, step=step))
     return tracker, lr, fn(problem.params, state)[0]
 
 

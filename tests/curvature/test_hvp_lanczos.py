@@ -89,3 +89,18 @@ def test_warm_starts(problem):
     err = lambda v: abs(float(v[0]) - problem.evals[0]) / problem.evals[0]  # noqa: E731
     assert err(warm) < 1e-6 and err(warm) < err(cold)
 
+
+
+def test_start_vectors_and_preconditioners_laid_out_unlike_params_are_refused(problem):
+    """A start vector (or preconditioner) with the parameters' size but another layout would be raveled into the
+    wrong coordinates without an error: chex refuses it at the entry point."""
+    from jaxlab.curvature import preconditioned_matvec
+
+    mv = make_hvp(problem.loss_fn, problem.params, problem.batch)
+    flat_v0 = {"all": jnp.ones(problem.flat.shape)}             # same number of entries, one leaf
+    with pytest.raises(AssertionError):
+        lanczos(mv, problem.params, jax.random.PRNGKey(0), 5, v0=flat_v0)
+    with pytest.raises(AssertionError):
+        power_iteration(mv, problem.params, jax.random.PRNGKey(0), 5, v0=flat_v0)
+    with pytest.raises(AssertionError):
+        preconditioned_matvec(mv, flat_v0)(problem.params)

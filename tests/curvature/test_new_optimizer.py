@@ -20,9 +20,9 @@ NAME = "test_ema_momentum"
 
 @pytest.fixture
 def registered():
-    optim.register_optimizer(NAME)(lambda cfg, p: optax.ema(p["momentum"], debias=False))
+    optim.register_optimizer(NAME)(lambda cfg, p: optax.ema(p.momentum, debias=False))
     optim.register_dynamics(NAME)(lambda cfg: optim.Declared(
-        threshold=lambda n: (2 + 2 * n["momentum"]) / ((1 - n["momentum"]) * n["lr"])))
+        threshold=lambda n: (2 + 2 * n.momentum) / ((1 - n.momentum) * n.lr)))
     yield
     optim.OPTIMIZERS.pop(NAME)
     optim.DYNAMICS.pop(NAME)

@@ -11,7 +11,8 @@ from jaxlab.schema import base_config
 from jaxlab.curvature import alignment, layer_shares, make_hvp, preconditioned_sharpness, sharpness_gradient
 from jaxlab.optim.bases import adam_threshold
 from jaxlab.optim.factory import make_optimizer
-from jaxlab.optim.preconditioners import adam_preconditioner, find_adam_state
+from jaxlab.optim.numbers import Numbers
+from jaxlab.optim.preconditioners import adam_preconditioner
 
 
 def _adam_steps(problem, tx, steps=5):
@@ -49,7 +50,7 @@ def test_preconditioned_sharpness_matches_dense(problem):
     vals, _ = jax.jit(lambda p, P, key: preconditioned_sharpness(make_hvp(problem.loss, p), p, P, key, 60, k=2))(
         params, P, jax.random.PRNGKey(0))
     np.testing.assert_allclose(np.asarray(vals), want, rtol=1e-6)
-    np.testing.assert_allclose(adam_threshold({"lr": 0.01, "b1": 0.9}), 38 / 0.01, rtol=1e-12)
+    np.testing.assert_allclose(adam_threshold(Numbers(lr=0.01, b1=0.9)), 38 / 0.01, rtol=1e-12)
 
 
 @pytest.mark.parametrize("wd_variant,ema", [("decoupled", 0.0), ("l2", 0.9)])
@@ -58,7 +59,7 @@ def test_finds_adam_state_in_jaxlab_optimisers(problem, wd_variant, ema):
     cfg.name, cfg.wd_variant, cfg.weight_decay, cfg.ema, cfg.grad_clip = "adam", wd_variant, 0.1, ema, 1.0
     tx = make_optimizer(cfg, total_steps=10)
     _, state, grads = _adam_steps(problem, tx, steps=3)
-    adam = find_adam_state(state)
+    adam = optax.tree_utils.tree_get(state, "ScaleByAdamState")
     assert int(adam.count) == 3
     P = adam_preconditioner(state, jax.grad(problem.loss)(problem.params), cfg.b1, cfg.b2, cfg.eps)
     assert jax.tree.structure(P) == jax.tree.structure(problem.params)

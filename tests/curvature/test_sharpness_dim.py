@@ -39,7 +39,7 @@ def _setup(name, k, dim_samples=3):
     theta = jnp.asarray(np.random.default_rng(1).normal(size=D))
     state = optim.make_optimizer(c.optim, 100).init(theta)
     step = optim.make_step(c.optim, 100, {"lr": LR})
-    out, _ = jax.jit(lambda th, st: tracker(th, st, {**optim.resolve(c.optim), "lr": LR}, (jnp.zeros((4, 1)),) * 2,
+    out, _ = jax.jit(lambda th, st: tracker(th, st, optim.resolve(c.optim)._replace(lr=LR), (jnp.zeros((4, 1)),) * 2,
                                             t=7, step=step))(theta, state)
     return A, tracker, out
 

@@ -87,7 +87,7 @@ def test_adam_frozen_flip_at_38_over_eta_and_the_real_step_differs(problem):
         real = linearize_step(real_step(step, loss, key), params, state)
         return flip_multiplier(frozen, key, 80)[0], flip_multiplier(real, key, 80)[0]
 
-    closed = float(declared.threshold({"lr": 1.0, "b1": 0.9})) / mu1
+    closed = float(declared.threshold(optim.Numbers(lr=1.0, b1=0.9))) / mu1
     np.testing.assert_allclose(_bisect(lambda lr: float(flips(lr)[0]), closed), closed, rtol=1e-6)
     assert float(flips(closed)[1]) > -0.99   # the real step is not at its edge there (it is measured, not assumed)
 

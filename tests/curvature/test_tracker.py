@@ -17,14 +17,14 @@ from jaxlab.curvature.tracker import make_tracker
 from jaxlab.eos import eos_run_summary
 from jaxlab.experiment import run_grid
 from jaxlab.schema import validate
-from jaxlab.train import default_hp, make_train
+from jaxlab.train import make_train
 
 from curvature_testing import small_config, trained_f64
 
 
 def numbers(config, lr):
     """The run's resolved optimiser numbers with the current learning rate (what Trainer.measure passes)."""
-    return {**optim.resolve(config.optim), "lr": lr}
+    return optim.resolve(config.optim)._replace(lr=lr)
 
 
 def dense_eigvalsh(trainer, params, batch):
@@ -38,7 +38,7 @@ def test_tracker_in_measure_matches_dense_hessian(x64):
     validate(config)
     ds = data_lib.get_dataset(config.data)
     trainer = make_train(config, ds)
-    hp = {k: jnp.float64(v) for k, v in default_hp(config).items()}
+    hp = optim.traced_numbers(config.optim, dtype=np.float64)
     state = trainer.init(jax.random.PRNGKey(0), hp)
     f64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t)  # noqa: E731
     state = state.replace(params=f64(state.params), opt_state=f64(state.opt_state))
@@ -133,7 +133,7 @@ def test_tiny_eos_run_writes_sharpness_and_threshold(tmp_path):
     config.sweep.axes = "optim.lr=0.05,0.1;optim.weight_decay=0,0.01"
     workdir = str(tmp_path)
     results = run_grid(config, workdir, progress=False)
-    summary = write_eos_outputs(results, config, workdir, print_table=False)
+    summary = write_eos_outputs(results, workdir, print_table=False)
     recs = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     curv = [r for r in recs if "sharpness" in r]
     assert len(curv) == 4 * 3  # 4 runs × steps 0, 10, 20
@@ -195,8 +195,8 @@ def test_warm_start_carries_eigenvectors_and_beats_a_cold_start(x64):
     config.curvature.k, config.curvature.quantities = 1, ("sharpness",)
     ds = data_lib.get_dataset(config.data)
     trainer = make_train(config, ds)
-    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), trainer.init(jax.random.PRNGKey(0), {
-        k: jnp.float64(v) for k, v in default_hp(config).items()}).params)
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), trainer.init(
+        jax.random.PRNGKey(0), optim.traced_numbers(config.optim, dtype=np.float64)).params)
     batch = (jnp.asarray(ds.x_train, jnp.float64), jnp.asarray(ds.y_train))
     measure = make_tracker(config, trainer.loss_fn)
     carry = measure.init(params)

@@ -47,7 +47,7 @@ def numpy_critical_lr(lam, n):
 def test_preconditioned_sharpness_at_count_zero(problem):
     tracker = _tracker(_config("adam", ("sharpness",)), problem)
     state = optax.adam(1e-2, b1=0.9, b2=0.99, eps=1e-8).init(problem.params)
-    numbers = {"lr": 1e-2, "b1": 0.9, "b2": 0.99, "eps": 1e-8}
+    numbers = optim.Numbers(lr=1e-2, b1=0.9, b2=0.99, eps=1e-8)
     out, _ = jax.jit(tracker)(problem.params, state, numbers, problem.batch, tracker.init(problem.params))
     g = np.asarray(jax.flatten_util.ravel_pytree(jax.grad(problem.loss)(problem.params))[0])
     P = (1 - 0.9) * (np.abs(g) + 1e-8)                 # ν₁ = (1 − β2)g², v̂₁ = g²
@@ -61,7 +61,7 @@ def test_zo_dense_matches_an_independent_bisection(problem, n):
     config = _config("zo_sgd", ("zo_dense",))
     config.optim.zo_directions = n
     tracker = _tracker(config, problem)
-    out, _ = jax.jit(tracker)(problem.params, None, {"lr": 0.1}, problem.batch, None)
+    out, _ = jax.jit(tracker)(problem.params, None, optim.Numbers(lr=0.1), problem.batch, None)
     assert problem.evals[-1] < 0
     np.testing.assert_allclose(float(out["zo_sharpness"]), 2 / numpy_critical_lr(problem.evals, n), rtol=1e-9)
     np.testing.assert_allclose(float(out["eos_threshold"]), 20.0, rtol=1e-12)
@@ -72,7 +72,7 @@ def test_zo_dense_matches_an_independent_bisection(problem, n):
 def test_zo_bounds_contain_the_dense_value_with_negative_eigenvalues(problem, name, nesterov):
     config = _config(name, ("zo_stability", "zo_dense"), num_iters=123, trace_samples=40)
     config.optim.zo_directions, config.optim.nesterov, config.optim.momentum = 2, nesterov, 0.9
-    numbers = {**optim.resolve(config.optim), "lr": 0.05}
+    numbers = optim.resolve(config.optim)._replace(lr=0.05)
     out, _ = jax.jit(_tracker(config, problem))(problem.params, None, numbers, problem.batch, None)
     lam = problem.evals
     assert np.sum(lam < 0) > 10                        # a spectrum with many negative directions
@@ -90,7 +90,8 @@ def test_a_fresh_key_per_measurement(problem):
     """Probes and start vectors come from the curvature seed folded with the training step: the same step
     reproduces the trace exactly, another step draws new probes (its error is not frozen along the run)."""
     tracker = _tracker(_config("sgd", ("trace",), trace_samples=4), problem)
-    f = jax.jit(lambda t: tracker(problem.params, None, {"lr": 0.1}, problem.batch, None, t=t)[0]["hessian_trace"])
+    numbers = optim.Numbers(lr=0.1)
+    f = jax.jit(lambda t: tracker(problem.params, None, numbers, problem.batch, None, t=t)[0]["hessian_trace"])
     a, b, c = float(f(10)), float(f(10)), float(f(20))
     assert a == b and a != c
     exact = np.trace(problem.H)

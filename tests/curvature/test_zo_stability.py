@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 from jaxlab.curvature.spectrum import positive_trace
 from jaxlab.curvature.zo_stability import (commutator_ratio, critical_lr, critical_lr_bounds, deterministic_limit,
                                            mode_f, mode_gain, secular)
-from jaxlab.optim import zo_gradient
+from jaxlab.optim import Numbers, zo_gradient
 from jaxlab.optim.zo_modes import adam_frozen_modes, heavy_ball_modes, nesterov_modes, sgd_modes
 
 MAPS = {"sgd": (sgd_modes, "momentum", lambda b: 2.0),
@@ -47,8 +47,9 @@ def _fn(name):
         mode_map, key, _ = MAPS[name]
 
         def one(lam, n, b):
-            lo, hi = critical_lr_bounds(jnp.max(lam), jnp.sum(jnp.maximum(lam, 0.0)), n, mode_map, {key: b})
-            return critical_lr(lam, n, mode_map, {key: b}), lo, hi, deterministic_limit(mode_map, {key: b})
+            p = Numbers(**{key: b})
+            lo, hi = critical_lr_bounds(jnp.max(lam), jnp.sum(jnp.maximum(lam, 0.0)), n, mode_map, p)
+            return critical_lr(lam, n, mode_map, p), lo, hi, deterministic_limit(mode_map, p)
         _FNS[name] = jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
     return lambda lam, n: [np.asarray(v) for v in _FNS[name](jnp.asarray(lam, float), float(n),
                                                               jnp.asarray(BETAS[name], float))]
@@ -111,7 +112,7 @@ def test_critical_lr_is_the_dense_block_boundary(name, x64):
         pos = lam[lam > 0]
         for b, crit in zip(BETAS[name], _fn(name)(lam, n)[0]):
             def rho(lr):
-                B, c = jax.vmap(lambda x: mode_map(x, {key: b}))(jnp.asarray(lr * pos))
+                B, c = jax.vmap(lambda x: mode_map(x, Numbers(**{key: b})))(jnp.asarray(lr * pos))
                 return float(_rho(_block_operator(np.asarray(B), np.asarray(c[0]), pos, lr, n)))
             assert rho(crit) == pytest.approx(1.0, abs=1e-8), b
             assert rho(0.99 * crit) < 1 < rho(1.01 * crit)
@@ -139,7 +140,7 @@ def test_mode_shapes_the_bounds_rely_on(name, x64):
     """q = x²G/n increasing (so Σ f increases in η); h = f/x non-decreasing for sgd, heavy ball and frozen Adam,
     quasi-convex (non-increasing, then non-decreasing) for Nesterov; 4000 points on the range where q < 1."""
     mode_map, key, x_det = MAPS[name]
-    fs = jax.jit(jax.vmap(lambda x, n, b: mode_f(mode_map, x, n, {key: b}), in_axes=(0, None, None)))
+    fs = jax.jit(jax.vmap(lambda x, n, b: mode_f(mode_map, x, n, Numbers(**{key: b})), in_axes=(0, None, None)))
     for b in BETAS[name]:
         x = np.linspace(0, x_det(b), 4002)[1:-1]
         for n in (1, 2, 10, 1000):

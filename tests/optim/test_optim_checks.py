@@ -1,4 +1,5 @@
 """Bad optimiser settings fail in validation with the key named, before any data or compute."""
+import numpy as np
 import pytest
 
 from jaxlab.config import ConfigError
@@ -83,3 +84,20 @@ def test_good_configs_pass(tiny_config):
                       {"schedule.name": "wsd", "schedule.warmup_steps": 4, "schedule.decay_fraction": 0.5}):
         _set(tiny_config, overrides)
         validate(tiny_config)
+
+
+def test_numbers_are_the_numeric_optim_fields_and_resolve_from_the_config():
+    """optim.Numbers has a field for every number of the optim section but the two that shape the program (a loop
+    length, an array size); resolve takes each from the config unless the traced part gives it."""
+    from jaxlab.optim import FIELDS, Numbers, default_optim_config, resolve, traced_numbers
+
+    cfg = default_optim_config()
+    flat = {**{k: v for k, v in cfg.items() if k != "schedule"}, **{f"schedule.{k}": v for k, v in cfg.schedule.items()}}
+    numeric = {k for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert set(FIELDS) == numeric - {"zo_directions", "schedule.refine_width"}
+    n = resolve(cfg, Numbers(lr=0.3))
+    assert n.lr == 0.3 and n.b1 == cfg.b1 and n.schedule.warmup_steps == cfg.schedule.warmup_steps
+    assert resolve(cfg, n) == n
+    hp = traced_numbers(cfg, {"b1": 0.5})
+    assert hp.b1.dtype == np.float32 and float(hp.b1) == 0.5 and float(hp.lr) == np.float32(cfg.lr)
+    assert hp.momentum is None and hp.schedule.warmup_steps is None

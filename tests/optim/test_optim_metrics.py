@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlab.optim import default_optim_config, lion_linf_bound, make_optimizer, optim_metrics
+from jaxlab.optim import default_optim_config, lion_linf_bound, make_optimizer, optim_metrics, resolve
 from jaxlab.optim.metrics import effective_lr, group_norms
 
 PARAMS = {"Dense_0": {"kernel": jnp.array([[3.0, 4.0]]), "bias": jnp.array([12.0])},
@@ -19,7 +19,7 @@ def test_group_norms_and_effective_lr_by_hand():
     np.testing.assert_allclose(eff["eff_lr/Dense_0/kernel"], 0.5 / 25)
     c = default_optim_config()
     c.name, c.scale_invariant = "adam", "kernel"
-    out = optim_metrics(PARAMS, optax.EmptyState(), 0.5, c)
+    out = optim_metrics(PARAMS, optax.EmptyState(), 0.5, c, resolve(c))
     np.testing.assert_allclose([out["eff_lr/Dense_0/kernel"], out["eff_lr/Dense_1/kernel"]], [0.1, 0.5 / 5 ** 0.5])
     assert "cautious_fraction" not in out and "lion_linf" not in out
 
@@ -49,7 +49,7 @@ def test_lion_decoupled_decay_bounds_the_parameters():
     assert linf.max() <= 0.5 + 1e-6
     c, params, state, linf = _lion_run(jnp.full((64,), 3.0))
     assert linf[0] > 2.5 and linf[-1] <= 0.5 + 1e-6
-    report = optim_metrics(params, state, 0.05, c)
+    report = optim_metrics(params, state, 0.05, c, resolve(c))
     np.testing.assert_allclose(report["lion_linf_bound"], 0.5)
     np.testing.assert_allclose(report["lion_linf"], linf[-1])
     assert lion_linf_bound(params, 0.1, "independent", "all", lr=0.05)["lion_linf_bound"] == np.float32(0.5)

@@ -11,6 +11,7 @@ from experiments.optim_studies import run_points
 from experiments.schedules import schedule_study
 from experiments.weight_decay_variants import weight_decay_study
 from jaxlab.config import ConfigError
+from jaxlab.sweep.plan import point_numbers
 from jaxlab.train import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,7 +27,7 @@ def test_vmapped_runs_equal_separate_runs(tiny_config):
     for res in batched[3:]:  # the last point: lanes 6 and 7 of the batch
         assert res.per_step["grad_norm"].shape == (2, 20)
         for seed, records in zip(res.seeds, res.records):
-            single = run(c, seed, hp=res.point).records
+            single = run(c, seed, hp=point_numbers(c, res.point)).records
             assert [r["step"] for r in records] == [r["step"] for r in single]
             for a, b in zip(records, single):
                 for k in ("train_loss", "test_accuracy", "param_norm", "grad_norm", "param_norm/Dense_0"):

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlab import optim
 from jaxlab.data import get_dataset
 from jaxlab.train import make_train
 
@@ -22,7 +23,7 @@ def test_vmap_over_weight_decay_equals_separate_runs(tiny_config, name, variant)
     lrs = jnp.array([1e-2, 2e-2, 5e-3])
 
     def train(lr, wd):
-        hp = {"optim.lr": lr, "optim.weight_decay": wd}
+        hp = optim.Numbers(lr=lr, weight_decay=wd)
         state, _ = trainer.advance(trainer.init(key, hp), hp, data, 12)
         return state.params
 

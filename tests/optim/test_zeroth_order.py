@@ -13,7 +13,7 @@ import pytest
 
 from jaxlab.config import ConfigError
 from jaxlab.schema import validate
-from jaxlab.optim import default_optim_config, is_zeroth_order, make_optimizer, zo_gradient, zo_settings
+from jaxlab.optim import FIELDS, default_optim_config, is_zeroth_order, make_optimizer, resolve, zo_gradient
 from jaxlab.optim.bases import OPTIMIZERS
 from jaxlab.optim.zeroth_order import ZEROTH_ORDER, zo_value_and_grad
 
@@ -73,8 +73,7 @@ def test_mu_is_traceable_and_vmappable(x64):
     cfg.zo_directions = 2
 
     def est(mu):
-        n, m = zo_settings(cfg, {"zo_mu": mu})
-        return zo_gradient(loss, params, jax.random.PRNGKey(0), n, m)
+        return zo_gradient(loss, params, jax.random.PRNGKey(0), cfg.zo_directions, resolve(cfg, {"zo_mu": mu}).zo_mu)
 
     out = jax.jit(jax.vmap(est))(jnp.array([1e-3, 1e-1, 1.0]))
     for leaf in jax.tree.leaves(out):
@@ -94,7 +93,7 @@ def test_zo_optimisers_are_the_first_order_transform_on_the_estimate(x64, name, 
     tx, ref = make_optimizer(c, 10), reference(c)
     p, q = params, params
     s, r = tx.init(p), ref.init(q)
-    n, mu = zo_settings(c)
+    n, mu = c.zo_directions, resolve(c).zo_mu
     for t in range(4):
         g = zo_gradient(loss, p, jax.random.PRNGKey(t), n, mu)
         u, s = tx.update(g, s, p)
@@ -117,9 +116,7 @@ def test_bad_zo_settings_fail_validation(tiny_config, overrides, match):
 
 
 def test_zo_directions_is_static_and_zo_mu_traceable():
-    from jaxlab.optim.defaults import NUMERIC_FIELDS
-
-    assert "zo_mu" in NUMERIC_FIELDS and "zo_directions" not in NUMERIC_FIELDS
+    assert "zo_mu" in FIELDS and "zo_directions" not in FIELDS
 
 
 def test_lion_uses_its_own_b2_default(x64):

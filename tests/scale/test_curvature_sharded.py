@@ -9,8 +9,9 @@ import json
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxlab import data as data_lib, mesh as mesh_lib
+from jaxlab import optim
 from jaxlab.schema import base_config
-from jaxlab.train import make_train, default_hp
+from jaxlab.train import make_train
 
 c = base_config()
 c.data.num_train, c.data.num_test = 400, 80   # 400 = 8 shards of 50; chunk 16: 3 chunks + 2 left per shard
@@ -23,7 +24,7 @@ c.curvature.every = 5
 c.curvature.quantities = ("sharpness", "eig_gap", "trace", "ntk", "preconditioned")
 c.curvature.num_iters = 12
 dataset = data_lib.get_dataset(c.data)
-hp = {k: jnp.float32(v) for k, v in default_hp(c).items()}
+hp = optim.traced_numbers(c.optim)
 mesh = mesh_lib.make_mesh(c.mesh)  # data=8
 out = {}
 for chunk in (0, 16):

@@ -8,6 +8,7 @@ import pytest
 
 from jaxlab.experiment import run_grid, write_grid_outputs
 from jaxlab.sweep import sweep
+from jaxlab.sweep.plan import point_numbers
 from jaxlab.train import run
 
 from sweep_testing import sweep_config
@@ -37,10 +38,9 @@ def test_sweep_matches_separate_runs(healthy):
     """Each vmapped run (minibatches from its own seed, its own lr and weight decay) == run(config, seed, hp)."""
     config = sweep_config()
     for r in (healthy.runs[1], healthy.runs[2]):
-        hp = {k: v for k, v in r.coords.items() if k != "seed"}
-        ref = run(config, r.coords["seed"], hp=hp, progress=False)
+        ref = run(config, r.coords["seed"], hp=point_numbers(config, r.coords), progress=False)
         assert_records_close(r.result.records, ref.records)
-        assert r.result.config.optim.lr == hp["optim.lr"] and r.result.config.optim.weight_decay == 0.01
+        assert r.result.config.optim.lr == r.coords["optim.lr"] and r.result.config.optim.weight_decay == 0.01
         for a, b in zip(jax.tree.leaves(r.result.state.params), jax.tree.leaves(ref.state.params)):
             np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
 

@@ -49,7 +49,8 @@ def test_vmapped_cnn_forms_agree_with_per_run():
     """vmap over 3 parameter sets of the gemm form == each set through the XLA form (value, grad, HVP), on images
     (the 1-D case runs in tests/sweep/test_curvature_vmap.py)."""
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 8, 3), jnp.float64)
-    xla, gemm = CNN((3, 4), 5, conv_impl="xla"), CNN((3, 4), 5, conv_impl="xla").for_vmap()
+    cnn = CNN(num_outputs=5, channels=(3, 4), conv_impl="xla")
+    xla, gemm = cnn, cnn.for_vmap()
     params = jax.jit(jax.vmap(lambda k: xla.init(k, x)["params"]))(jax.random.split(jax.random.PRNGKey(1), 3))
     params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
 

@@ -1,6 +1,7 @@
 """Planning: traced vs structural axes, groups, chunk sizes, and config errors before any compute."""
 import pytest
 
+from jaxlab import optim
 from jaxlab.config import ConfigError
 from jaxlab.schema import validate
 from jaxlab.grid import parse_axes
@@ -33,7 +34,7 @@ def test_plan_groups_structural_axes_and_orders_runs(config):
     assert [r.coords for r in runs[:2]] == [{"seed": 0, "model.widths": (8,), "optim.lr": 0.01},
                                             {"seed": 1, "model.widths": (8,), "optim.lr": 0.01}]
     # traced values arrive as hp, with the group's defaults for the other traced paths
-    assert runs[2].hp == {"optim.lr": 0.02, "optim.weight_decay": 0.0}
+    assert runs[2].numbers == optim.Numbers(lr=0.02, weight_decay=0.0)
 
 
 def test_plan_all_traced_is_one_group(config):
