@@ -11,47 +11,22 @@ per run), so the lost batch parallelism is cheap.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
 
-@jax.custom_batching.sequential_vmap
-def eigh(a: jax.Array):
-    """(w [n] ascending, v [n, n]) of the symmetric a [n, n]."""
-    return jnp.linalg.eigh(a)
+def one_at_a_time(fn):
+    """fn(*arrays), with ``vmap`` of it a loop of single calls (jax.custom_batching.sequential_vmap). Only the
+    arrays are passed: custom_vmap would trace fn's keyword defaults too, and jnp.linalg needs them static."""
+    return jax.custom_batching.sequential_vmap(lambda *arrays: fn(*arrays))
 
 
-@jax.custom_batching.sequential_vmap
-def eigvalsh(a: jax.Array) -> jax.Array:
-    """Eigenvalues [n] (ascending) of the symmetric a [n, n]."""
-    return jnp.linalg.eigvalsh(a)
-
-
-@jax.custom_batching.sequential_vmap
-def eig(a: jax.Array):
-    """(w [n], v [n, n]) complex eigenpairs of the general a [n, n]."""
-    return jnp.linalg.eig(a)
-
-
-@jax.custom_batching.sequential_vmap
-def eigvals(a: jax.Array) -> jax.Array:
-    """Complex eigenvalues [n] of the general a [n, n]."""
-    return jnp.linalg.eigvals(a)
-
-
-@jax.custom_batching.sequential_vmap
-def svd(a: jax.Array):
-    """(u [m, m], s [min(m, n)] descending, vh [n, n]) of a [m, n]."""
-    return jnp.linalg.svd(a)
-
-
-@jax.custom_batching.sequential_vmap
-def svdvals(a: jax.Array) -> jax.Array:
-    """Singular values [min(m, n)] (descending) of a [m, n]."""
-    return jnp.linalg.svd(a, compute_uv=False)
-
-
-@jax.custom_batching.sequential_vmap
-def solve(a: jax.Array, b: jax.Array) -> jax.Array:
-    """x [n] with a [n, n] x = b [n]."""
-    return jnp.linalg.solve(a, b)
+eigh = one_at_a_time(jnp.linalg.eigh)                              # a [n, n] symmetric -> (w [n] ascending, v [n, n])
+eigvalsh = one_at_a_time(jnp.linalg.eigvalsh)                      # a [n, n] symmetric -> w [n] ascending
+eig = one_at_a_time(jnp.linalg.eig)                                # a [n, n] -> complex (w [n], v [n, n])
+eigvals = one_at_a_time(jnp.linalg.eigvals)                        # a [n, n] -> complex w [n]
+svd = one_at_a_time(jnp.linalg.svd)                                # a [m, n] -> (u [m, m], s descending, vh [n, n])
+svdvals = one_at_a_time(partial(jnp.linalg.svd, compute_uv=False))  # a [m, n] -> s [min(m, n)] descending
+solve = one_at_a_time(jnp.linalg.solve)                            # a [n, n], b [n] -> x [n] with a x = b
