@@ -1,5 +1,7 @@
-"""The linear | retention | gla attention kinds in the Transformer LM (jaxlab.models.attention_linear)."""
+"""The linear | retention | gla attention kinds in the Transformer LM (jaxlab.models.attention_linear), and the
+short causal convolution every mixer can put before q, k, v (model.conv_size)."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -7,24 +9,59 @@ from jaxlab.schema import base_config
 from jaxlab.data.dataset import Dataset
 from jaxlab.models import ATTENTION, get_model, init_params
 from jaxlab.train import run
-from jaxlab.kernels.linear_attention import LinearAttention
+from jaxlab.kernels.linear_attention import LinearAttention, short_conv
+from jaxlab.models import param_count
 
 KINDS = ["linear", "retention", "gla"]
 
 
-def _lm(attention, vocab=50, T=12):
+def _lm(attention, vocab=50, T=12, conv_size=0):
     tokens = np.random.default_rng(0).integers(0, vocab, (2, T)).astype(np.int32)
     ds = Dataset("fake", tokens, tokens, tokens, tokens, vocab, "lm")
     c = base_config().model
     c.name, c.d_model, c.num_heads, c.num_layers, c.attention = "transformer", 32, 4, 2, attention
+    c.conv_size = conv_size
     model = get_model(c, ds)
     return model, init_params(model, jax.random.PRNGKey(0), ds), tokens
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_registered_and_causal(kind):
+def _conv_loop(x, w):
+    """float64 loops: y[:, t] = sum over j < K with t - j >= 0 of w[j] * x[:, t - j]."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    y = np.zeros_like(x)
+    for t in range(x.shape[1]):
+        for j in range(w.shape[0]):
+            if t >= j:
+                y[:, t] += w[j] * x[:, t - j]
+    return y
+
+
+@pytest.mark.parametrize("T,K", [(9, 4), (2, 4), (5, 1)])
+def test_short_conv_matches_float64_loop(x64, T, K):
+    """Depthwise and causal: each channel mixes its own last K steps; a kernel longer than the sequence too."""
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(2, T, 3, 5)), rng.normal(size=(K, 3, 5))          # [B, T, 3, H, Dh]-like channels
+    y = short_conv(jnp.asarray(x), jnp.asarray(w))
+    assert y.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(y), _conv_loop(x, w), rtol=1e-13, atol=1e-13)
+    shift = np.zeros((K, 3, 5))
+    shift[min(1, K - 1)] = 1.0                                                  # w[1] = 1: the previous token
+    np.testing.assert_array_equal(np.asarray(short_conv(jnp.asarray(x), jnp.asarray(shift)))[:, 1:],
+                                  x[:, :-1] if K > 1 else x[:, 1:])
+
+
+@pytest.mark.parametrize("kind", ["softmax"] + KINDS)
+def test_conv_size_adds_one_filter_per_qkv_channel(kind):
+    """model.conv_size=K adds K·3·D weights per layer (a depthwise filter on each q, k, v channel)."""
+    base, with_conv = (param_count(_lm(kind, conv_size=k)[1]) for k in (0, 4))
+    assert with_conv - base == 2 * 4 * 3 * 32
+
+
+@pytest.mark.parametrize("conv_size", [0, 4])
+@pytest.mark.parametrize("kind", KINDS + ["softmax"])
+def test_registered_and_causal(kind, conv_size):
     assert kind in ATTENTION
-    model, params, tokens = _lm(kind)
+    model, params, tokens = _lm(kind, conv_size=conv_size)
     apply = jax.jit(model.apply)
     logits = apply({"params": params}, tokens)
     assert logits.shape == (2, 12, 50) and np.all(np.isfinite(logits))

@@ -32,7 +32,8 @@ def _cnn(cfg, ds):
 def _transformer(cfg, ds):
     return TransformerLM(vocab_size=ds.num_classes, d_model=cfg.d_model, num_layers=cfg.num_layers,
                          num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, attention=cfg.attention,
-                         max_len=cfg.max_len, activation=cfg.activation, dtype=jnp.dtype(cfg.dtype))
+                         max_len=cfg.max_len, activation=cfg.activation, dtype=jnp.dtype(cfg.dtype),
+                         conv_size=cfg.conv_size)
 
 
 MODELS = {"mlp": _mlp, "cnn": _cnn, "transformer": _transformer}
@@ -55,6 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
         mlp_ratio=4,
         attention="softmax",   # softmax | linear | retention | gla  (see jaxlab.models.attention)
         max_len=2048,
+        conv_size=0,           # transformer: > 0 adds a short causal convolution (this many taps) to q, k, v
         dtype="float32",       # activations dtype for the transformer (params stay float32)
     ))
 
@@ -87,6 +89,7 @@ def check(config):
     require_choice("model.pool", m.pool, ("max", "avg", "none"))
     for key in ("d_model", "num_layers", "num_heads", "mlp_ratio", "max_len"):
         require(m[key] > 0, f"model.{key}", m[key], "must be > 0")
+    require(m.conv_size >= 0, "model.conv_size", m.conv_size, "must be >= 0 (0 = no short convolution)")
     require(m.d_model % m.num_heads == 0, "model.d_model", m.d_model,
             f"must be divisible by model.num_heads={m.num_heads}")
     require_choice("model.attention", m.attention, ATTENTION)

@@ -15,11 +15,13 @@ class Block(nn.Module):
     attention: str
     activation: str
     dtype: jnp.dtype
+    conv_size: int = 0
 
     @nn.compact
     def __call__(self, x):
+        conv = {"conv_size": self.conv_size} if self.conv_size else {}  # other registered mixers need not take it
         mixer = ATTENTION[self.attention](num_heads=self.num_heads, d_model=self.d_model, dtype=self.dtype,
-                                          name="attn")
+                                          name="attn", **conv)
         x = x + mixer(nn.RMSNorm(dtype=self.dtype, name="norm_attn")(x))
         h = nn.RMSNorm(dtype=self.dtype, name="norm_mlp")(x)
         h = nn.Dense(self.mlp_ratio * self.d_model, use_bias=False, dtype=self.dtype, name="mlp_in")(h)
@@ -28,7 +30,9 @@ class Block(nn.Module):
 
 
 class TransformerLM(nn.Module):
-    """tokens: [B, T] int32 -> logits: [B, T, vocab_size] float32. Positions enter through RoPE in the mixer."""
+    """tokens: [B, T] int32 -> logits: [B, T, vocab_size] float32. Positions enter through the mixer (RoPE for
+    softmax, decays for the linear kinds) and, with conv_size K > 0, through a short causal convolution of every
+    mixer's q, k, v over the last K tokens."""
 
     vocab_size: int
     d_model: int = 128
@@ -39,6 +43,7 @@ class TransformerLM(nn.Module):
     max_len: int = 2048
     activation: str = "gelu"
     dtype: jnp.dtype = jnp.float32
+    conv_size: int = 0
 
     @nn.compact
     def __call__(self, tokens):
@@ -46,6 +51,6 @@ class TransformerLM(nn.Module):
         x = embed(tokens).astype(self.dtype)
         for i in range(self.num_layers):
             x = Block(self.d_model, self.num_heads, self.mlp_ratio, self.attention, self.activation, self.dtype,
-                      name=f"block_{i}")(x)
+                      self.conv_size, name=f"block_{i}")(x)
         x = nn.RMSNorm(dtype=self.dtype, name="norm_out")(x)
         return embed.attend(x.astype(jnp.promote_types(self.dtype, jnp.float32)))  # float64 models stay float64

@@ -7,6 +7,11 @@ Three kinds, each after the paper that made it standard (positions enter only th
   - "gla":       gated linear attention (Yang et al. 2023) with a scalar gate per head and step,
                  log alpha_t = log_sigmoid(x_t W_a + b) / tau (tau = 16 keeps early decays mild), then the
                  same output norm and swish gate as retention.
+
+``conv_size`` K > 0 adds a short depthwise causal convolution over time to q, k and v after their projection
+(the "short conv" of H3, Mamba, Based and GLA; fla's ``use_short_conv``): each channel mixes its own last K
+steps, so a key can be bound to the token before it. Without it a linear mixer sees positions only through its
+decay and cannot form the previous-token step of associative recall.
 """
 from __future__ import annotations
 
@@ -24,8 +29,33 @@ def retention_log_decays(num_heads: int):
     return jnp.log1p(-(2.0 ** (-5.0 - jnp.arange(num_heads, dtype=jnp.float32))))
 
 
+def short_conv(x, w):
+    """Depthwise causal convolution over time: y_t = sum_{j<K} w[j] * x_{t-j}, zeros before the start.
+
+    x: [B, T, *C]; w: [K, *C] (one filter per channel; w[0] weighs the current step) -> y: [B, T, *C].
+    """
+    K, T = w.shape[0], x.shape[1]
+    xp = jnp.pad(x, [(0, 0), (K - 1, 0)] + [(0, 0)] * (x.ndim - 2))
+    return sum(xp[:, K - 1 - j: K - 1 - j + T] * w[j][None, None] for j in range(K))
+
+
+class ShortConv(nn.Module):
+    """Learned :func:`short_conv` of kernel size ``size``, x: [B, T, *C] -> [B, T, *C]. Init as PyTorch's
+    depthwise Conv1d: U(±1/sqrt(K)); no bias."""
+
+    size: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        bound = self.size ** -0.5
+        w = self.param("kernel", nn.initializers.uniform(2 * bound), (self.size,) + x.shape[2:])
+        return short_conv(x, (w - bound).astype(self.dtype))
+
+
 class LinearAttention(nn.Module):
-    """Linear-attention mixer. num_heads H, d_model D (head dim D // H unless head_dim is given)."""
+    """Linear-attention mixer, x: [B, T, D] -> [B, T, D]. num_heads H, d_model D (head dim D // H unless head_dim
+    is given); conv_size K > 0: a short causal convolution of q, k, v (module docstring)."""
 
     num_heads: int
     d_model: int
@@ -35,6 +65,7 @@ class LinearAttention(nn.Module):
     chunk_size: int = 64
     impl: str = "auto"
     gate_logit_normalizer: float = 16.0
+    conv_size: int = 0
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -44,7 +75,9 @@ class LinearAttention(nn.Module):
         H = self.num_heads
         Dh = self.head_dim or self.d_model // H
         dense = dict(use_bias=False, dtype=self.dtype)
-        qkv = nn.DenseGeneral((3, H, Dh), name="qkv", **dense)(x)
+        qkv = nn.DenseGeneral((3, H, Dh), name="qkv", **dense)(x)                # [B, T, 3, H, Dh]
+        if self.conv_size:
+            qkv = ShortConv(self.conv_size, self.dtype, name="conv")(qkv)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]                       # [B, T, H, Dh]
 
         log_decay, normalize = None, False
