@@ -21,6 +21,7 @@ CPU time: ~22 min wall on 2 loaded cores (17.8 min of CPU), over the issue's 15-
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import sys
@@ -46,13 +47,15 @@ GROUP = ("model.attention", "model.d_model", "model.num_heads", "data.num_kv_pai
 LR = "optim.lr"
 
 
-def state_size(kind: str, d_model: int, num_heads: int, seq_len: int) -> int:
+def state_size(kind: str, d_model: int, num_heads: int, seq_len: int, conv_size: int = 0) -> int:
     """Numbers a layer carries from one token to the next: d_k·d_v per head × heads for linear kinds (the
-    normaliser z of "linear" not counted); the KV cache 2·T·d_model for softmax."""
+    normaliser z of "linear" not counted); the KV cache 2·T·d_model for softmax; plus, with a short convolution
+    of K taps, the last K-1 steps of q, k and v, 3·(K-1)·d_model."""
+    conv = 3 * (conv_size - 1) * d_model if conv_size else 0
     if kind == "softmax":
-        return 2 * seq_len * d_model
+        return 2 * seq_len * d_model + conv
     head_dim = d_model // num_heads
-    return num_heads * head_dim * head_dim
+    return num_heads * head_dim * head_dim + conv
 
 
 def _coord(r, config, path: str):
@@ -83,9 +86,11 @@ def recall_rows(results, config) -> tuple[list[dict], list[dict]]:
     for (kind, d, heads, kv, lr), runs in groups.items():
         res = [r.result for r in runs]
         budget = {k: _coord(runs[0], config, f"train.{k}") for k in ("steps", "batch_size")}
+        budget["conv_size"] = _coord(runs[0], config, "model.conv_size")
         by_lr.append({"attention": kind, "d_model": d, "num_heads": heads, "num_kv_pairs": kv, "lr": lr, **budget,
-                      "state_size": state_size(kind, d, heads, config.data.seq_len),
-                      "state": "KV cache 2·T·d" if kind == "softmax" else "d_k·d_v·heads", **_stats(res)})
+                      "state_size": state_size(kind, d, heads, config.data.seq_len, budget["conv_size"]),
+                      "state": ("KV cache 2·T·d" if kind == "softmax" else "d_k·d_v·heads")
+                      + (" + conv 3·(K-1)·d" if budget["conv_size"] else ""), **_stats(res)})
     order = {k: i for i, k in enumerate(KINDS)}
 
     def sort_key(r):
@@ -97,6 +102,32 @@ def recall_rows(results, config) -> tuple[list[dict], list[dict]]:
         if k not in best or r["recall"] > best[k]["recall"]:
             best[k] = r
     return sorted(best.values(), key=sort_key), by_lr
+
+
+def claims(rows: list[dict], floor: float = 0.95, slack: float = 0.02) -> dict:
+    """The experiment's three claims, checked on its recall rows (one per kind × d_model × heads × pairs):
+      - "softmax": softmax's recall >= floor at every pair count;
+      - "falls_with_pairs": per linear kind, its mean recall over states at the most pairs is below that at the
+        fewest;
+      - "rises_with_state": per linear kind, at the most pairs, recall never falls by more than slack from a
+        smaller state to a larger one.
+    -> {claim: {"holds": bool, ...the numbers it was decided on}}."""
+    most, fewest = max(r["num_kv_pairs"] for r in rows), min(r["num_kv_pairs"] for r in rows)
+    soft = {r["num_kv_pairs"]: r["recall"] for r in rows if r["attention"] == "softmax"}
+    out = {"softmax": {"holds": bool(soft) and min(soft.values()) >= floor, "recall": soft}}
+    falls, rises = {}, {}
+    for kind in (k for k in KINDS if k != "softmax" and any(r["attention"] == k for r in rows)):
+        own = [r for r in rows if r["attention"] == kind]
+        m = {kv: float(np.mean([r["recall"] for r in own if r["num_kv_pairs"] == kv])) for kv in (fewest, most)}
+        falls[kind] = {"holds": m[most] < m[fewest], f"mean_at_{fewest}": round(m[fewest], 4),
+                       f"mean_at_{most}": round(m[most], 4)}
+        curve = [r["recall"] for r in sorted((r for r in own if r["num_kv_pairs"] == most),
+                                             key=lambda r: (r["state_size"], r["d_model"]))]
+        drop = max((a - b for i, a in enumerate(curve) for b in curve[i + 1:]), default=0.0)
+        rises[kind] = {"holds": drop <= slack, f"recall_at_{most}_by_state": curve, "largest_drop": round(drop, 4)}
+    out["falls_with_pairs"] = {"holds": all(v["holds"] for v in falls.values()), **falls}
+    out["rises_with_state"] = {"holds": all(v["holds"] for v in rises.values()), "slack": slack, **rises}
+    return out
 
 
 def plot_recall(rows: list[dict], path: str, title: str = "", baselines: dict | None = None) -> str:
@@ -150,7 +181,7 @@ def attention_impl(config, platform: str | None = None) -> dict:
     tokens = jax.ShapeDtypeStruct((1, config.data.seq_len), jnp.int32)
     for kind in (k for k in LINEAR if k in _kinds(config)):
         lm = TransformerLM(vocab_size=config.data.vocab_size, d_model=32, num_layers=1, num_heads=2, mlp_ratio=1,
-                           attention=kind, max_len=config.data.seq_len)
+                           attention=kind, max_len=config.data.seq_len, conv_size=config.model.conv_size)
         params = jax.eval_shape(lm.init, jax.random.PRNGKey(0), tokens)
         text = jax.jit(lm.apply).trace(params, tokens).lower(lowering_platforms=(platform,)).as_text(debug_info=True)
         out["linear_attention_impl"][kind] = sorted(i for i in IMPLS if f"linear_attention_{i}/" in text)
@@ -214,10 +245,13 @@ def main(config, workdir):
     plot_recall(rows, os.path.join(workdir, "recall.png"), baselines={k: b["recall"] for k, b in baselines.items()},
                 title=f"MQAR recall vs state size (T={d.seq_len}, vocab {d.vocab_size}, {d.kv_pool} pool, "
                       f"{config.model.num_layers} layers, best lr per point; legend: steps×batch)")
-    extra = {"recall": rows, "recall_by_lr": by_lr, "kernels": impl,
+    verdict = claims(rows)
+    extra = {"recall": rows, "recall_by_lr": by_lr, "claims": verdict, "kernels": impl,
              "bag_of_values": {str(k): b for k, b in baselines.items()}}
     write_grid_outputs(results, workdir, extra_summary=extra, keys=("train_loss", "test_accuracy"))
     print(format_table(rows))
+    for name, c in verdict.items():
+        print(f"{name}: {'holds' if c['holds'] else 'DOES NOT HOLD'} {json.dumps({k: v for k, v in c.items() if k != 'holds'})}")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from jaxlab.models import param_count
 KINDS = ["linear", "retention", "gla"]
 
 
-def _lm(attention, vocab=50, T=12, conv_size=0):
+def _lm(attention, vocab=50, T=12, conv_size=0, output_gate=True):
     tokens = np.random.default_rng(0).integers(0, vocab, (2, T)).astype(np.int32)
     ds = Dataset("fake", tokens, tokens, tokens, tokens, vocab, "lm")
     c = base_config().model
     c.name, c.d_model, c.num_heads, c.num_layers, c.attention = "transformer", 32, 4, 2, attention
-    c.conv_size = conv_size
+    c.conv_size, c.output_gate = conv_size, output_gate
     model = get_model(c, ds)
     return model, init_params(model, jax.random.PRNGKey(0), ds), tokens
 
@@ -51,10 +51,14 @@ def test_short_conv_matches_float64_loop(x64, T, K):
 
 
 @pytest.mark.parametrize("kind", ["softmax"] + KINDS)
-def test_conv_size_adds_one_filter_per_qkv_channel(kind):
-    """model.conv_size=K adds K·3·D weights per layer (a depthwise filter on each q, k, v channel)."""
+def test_mixer_options_change_the_parameters(kind):
+    """model.conv_size=K adds K·3·D weights per layer (a depthwise filter on each q, k, v channel);
+    model.output_gate=False removes retention's and gla's D·D gate weights per layer and means nothing to others."""
     base, with_conv = (param_count(_lm(kind, conv_size=k)[1]) for k in (0, 4))
     assert with_conv - base == 2 * 4 * 3 * 32
+    no_gate = _lm(kind, output_gate=False)[1]
+    assert base - param_count(no_gate) == (2 * 32 * 32 if kind in ("retention", "gla") else 0)
+    assert all("out_gate" not in no_gate[f"block_{i}"]["attn"] for i in range(2))
 
 
 @pytest.mark.parametrize("conv_size", [0, 4])

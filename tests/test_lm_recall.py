@@ -17,6 +17,7 @@ def test_state_size_per_kind():
     assert mqar_recall.state_size("gla", 32, 2, 64) == 2 * 16 * 16        # d_k·d_v per head × heads
     assert mqar_recall.state_size("linear", 64, 1, 64) == 64 * 64
     assert mqar_recall.state_size("softmax", 32, 2, 64) == 2 * 64 * 32    # KV cache: keys and values
+    assert mqar_recall.state_size("gla", 16, 1, 64, conv_size=4) == 16 * 16 + 3 * 3 * 16   # + q, k, v's last 3 steps
 
 
 def _run(kind, d, kv, seed, accs, lr=0.003, heads=2):
@@ -37,10 +38,30 @@ def test_recall_rows_pick_the_best_lr_and_plot(tmp_path):
     soft, gla = rows
     assert soft["lr"] == 0.003 and math.isclose(soft["recall"], 0.7) and math.isclose(soft["recall_std"], 0.1)
     assert math.isclose(soft["best_recall"], 0.75) and math.isclose(gla["recall_min"], 0.1)
-    assert soft["state_size"] == 2 * config.data.seq_len * 16 and gla["state_size"] == 16 * 16
+    conv = 3 * (config.model.conv_size - 1) * 16                       # the short convolution's last steps
+    assert soft["state_size"] == 2 * config.data.seq_len * 16 + conv and gla["state_size"] == 16 * 16 + conv
     path = mqar_recall.plot_recall(rows, os.path.join(tmp_path, "recall.png"), baselines={2: 0.3})
     assert os.path.getsize(path) > 0
     assert "| 2" in mqar_recall.format_table(rows)
+
+
+def _row(kind, d, kv, recall):
+    return {"attention": kind, "d_model": d, "num_heads": 1, "num_kv_pairs": kv, "recall": recall,
+            "state_size": mqar_recall.state_size(kind, d, 1, 32)}
+
+
+def test_claims_decided_on_the_rows():
+    rows = [_row("softmax", 32, 2, 1.0), _row("softmax", 32, 8, 0.96)]
+    rows += [_row("linear", d, kv, r) for d, kv, r in [(8, 2, 0.6), (16, 2, 0.8), (8, 8, 0.1), (16, 8, 0.5)]]
+    rows += [_row("gla", d, kv, r) for d, kv, r in [(8, 2, 0.5), (16, 2, 0.5), (8, 8, 0.53), (16, 8, 0.5)]]
+    c = mqar_recall.claims(rows)
+    assert c["softmax"]["holds"] and c["softmax"]["recall"] == {2: 1.0, 8: 0.96}
+    assert c["falls_with_pairs"]["linear"] == {"holds": True, "mean_at_2": 0.7, "mean_at_8": 0.3}
+    assert not c["falls_with_pairs"]["gla"]["holds"] and not c["falls_with_pairs"]["holds"]  # 0.515 > 0.5
+    assert c["rises_with_state"]["linear"]["holds"] and c["rises_with_state"]["linear"]["recall_at_8_by_state"] == [0.1, 0.5]
+    assert c["rises_with_state"]["gla"]["largest_drop"] == 0.03 and not c["rises_with_state"]["holds"]  # > 0.02
+    rows[1]["recall"] = 0.94
+    assert not mqar_recall.claims(rows)["softmax"]["holds"]
 
 
 @pytest.mark.parametrize("platform,impl", [("cpu", "xla"), ("cuda", "pallas_gpu")])

@@ -33,7 +33,7 @@ def _transformer(cfg, ds):
     return TransformerLM(vocab_size=ds.num_classes, d_model=cfg.d_model, num_layers=cfg.num_layers,
                          num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, attention=cfg.attention,
                          max_len=cfg.max_len, activation=cfg.activation, dtype=jnp.dtype(cfg.dtype),
-                         conv_size=cfg.conv_size)
+                         conv_size=cfg.conv_size, output_gate=cfg.output_gate)
 
 
 MODELS = {"mlp": _mlp, "cnn": _cnn, "transformer": _transformer}
@@ -57,6 +57,7 @@ def default_config() -> ml_collections.ConfigDict:
         attention="softmax",   # softmax | linear | retention | gla  (see jaxlab.models.attention)
         max_len=2048,
         conv_size=0,           # transformer: > 0 adds a short causal convolution (this many taps) to q, k, v
+        output_gate=True,      # transformer: retention's and gla's swish output gate (others have none)
         dtype="float32",       # activations dtype for the transformer (params stay float32)
     ))
 
@@ -90,6 +91,9 @@ def check(config):
     for key in ("d_model", "num_layers", "num_heads", "mlp_ratio", "max_len"):
         require(m[key] > 0, f"model.{key}", m[key], "must be > 0")
     require(m.conv_size >= 0, "model.conv_size", m.conv_size, "must be >= 0 (0 = no short convolution)")
+    if m.conv_size and m.attention in ATTENTION:  # output_gate means nothing to a mixer without a gate
+        require("conv_size" in ATTENTION[m.attention].__dataclass_fields__, "model.conv_size", m.conv_size,
+                f"is not an option of model.attention={m.attention!r} (leave it at 0)")
     require(m.d_model % m.num_heads == 0, "model.d_model", m.d_model,
             f"must be divisible by model.num_heads={m.num_heads}")
     require_choice("model.attention", m.attention, ATTENTION)

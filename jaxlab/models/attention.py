@@ -1,8 +1,9 @@
 """Attention mixers by name, for the Transformer LM.
 
 Every entry is a Flax module constructed as ``cls(num_heads=H, d_model=D, causal=True, dtype=...)`` with
-``__call__(x: [B, T, D]) -> [B, T, D]``; the built-in kinds also take ``conv_size=K`` (K > 0: a short causal
-convolution of q, k, v, ``kernels.linear_attention.ShortConv``), which the LM passes only when K > 0. Register new kinds with ``@register_attention("name")``; the LM picks
+``__call__(x: [B, T, D]) -> [B, T, D]``. The LM also passes the options a mixer declares as fields: ``conv_size=K``
+(K > 0: a short causal convolution of q, k, v, ``kernels.linear_attention.ShortConv``; every built-in kind) and
+``output_gate`` (retention and gla). Register new kinds with ``@register_attention("name")``; the LM picks
 one by ``config.model.attention``. Linear kinds (linear | retention | gla) live in ``attention_linear.py``.
 """
 from __future__ import annotations

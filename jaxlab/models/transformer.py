@@ -16,12 +16,14 @@ class Block(nn.Module):
     activation: str
     dtype: jnp.dtype
     conv_size: int = 0
+    output_gate: bool = True
 
     @nn.compact
     def __call__(self, x):
-        conv = {"conv_size": self.conv_size} if self.conv_size else {}  # other registered mixers need not take it
-        mixer = ATTENTION[self.attention](num_heads=self.num_heads, d_model=self.d_model, dtype=self.dtype,
-                                          name="attn", **conv)
+        cls = ATTENTION[self.attention]
+        options = {"conv_size": self.conv_size, "output_gate": self.output_gate}
+        options = {k: v for k, v in options.items() if k in cls.__dataclass_fields__}  # those the mixer declares
+        mixer = cls(num_heads=self.num_heads, d_model=self.d_model, dtype=self.dtype, name="attn", **options)
         x = x + mixer(nn.RMSNorm(dtype=self.dtype, name="norm_attn")(x))
         h = nn.RMSNorm(dtype=self.dtype, name="norm_mlp")(x)
         h = nn.Dense(self.mlp_ratio * self.d_model, use_bias=False, dtype=self.dtype, name="mlp_in")(h)
@@ -32,7 +34,7 @@ class Block(nn.Module):
 class TransformerLM(nn.Module):
     """tokens: [B, T] int32 -> logits: [B, T, vocab_size] float32. Positions enter through the mixer (RoPE for
     softmax, decays for the linear kinds) and, with conv_size K > 0, through a short causal convolution of every
-    mixer's q, k, v over the last K tokens."""
+    mixer's q, k, v over the last K tokens; output_gate=False drops retention's and gla's output gate."""
 
     vocab_size: int
     d_model: int = 128
@@ -44,6 +46,7 @@ class TransformerLM(nn.Module):
     activation: str = "gelu"
     dtype: jnp.dtype = jnp.float32
     conv_size: int = 0
+    output_gate: bool = True
 
     @nn.compact
     def __call__(self, tokens):
@@ -51,6 +54,6 @@ class TransformerLM(nn.Module):
         x = embed(tokens).astype(self.dtype)
         for i in range(self.num_layers):
             x = Block(self.d_model, self.num_heads, self.mlp_ratio, self.attention, self.activation, self.dtype,
-                      self.conv_size, name=f"block_{i}")(x)
+                      self.conv_size, self.output_gate, name=f"block_{i}")(x)
         x = nn.RMSNorm(dtype=self.dtype, name="norm_out")(x)
         return embed.attend(x.astype(jnp.promote_types(self.dtype, jnp.float32)))  # float64 models stay float64

@@ -11,7 +11,8 @@ Three kinds, each after the paper that made it standard (positions enter only th
 ``conv_size`` K > 0 adds a short depthwise causal convolution over time to q, k and v after their projection
 (the "short conv" of H3, Mamba, Based and GLA; fla's ``use_short_conv``): each channel mixes its own last K
 steps, so a key can be bound to the token before it. Without it a linear mixer sees positions only through its
-decay and cannot form the previous-token step of associative recall.
+decay and cannot form the previous-token step of associative recall. ``output_gate=False`` drops retention's and
+gla's swish output gate (kept by default, as in the papers; "linear" has none).
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class ShortConv(nn.Module):
 
 class LinearAttention(nn.Module):
     """Linear-attention mixer, x: [B, T, D] -> [B, T, D]. num_heads H, d_model D (head dim D // H unless head_dim
-    is given); conv_size K > 0: a short causal convolution of q, k, v (module docstring)."""
+    is given); conv_size K > 0: a short causal convolution of q, k, v; output_gate: retention's and gla's swish
+    output gate (module docstring)."""
 
     num_heads: int
     d_model: int
@@ -66,6 +68,7 @@ class LinearAttention(nn.Module):
     impl: str = "auto"
     gate_logit_normalizer: float = 16.0
     conv_size: int = 0
+    output_gate: bool = True
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -94,5 +97,6 @@ class LinearAttention(nn.Module):
                              chunk_size=self.chunk_size, impl=self.impl)
         if self.kind != "linear":
             o = nn.RMSNorm(dtype=self.dtype, name="head_norm")(o)
+        if self.kind != "linear" and self.output_gate:
             o = o * nn.swish(nn.DenseGeneral((H, Dh), name="out_gate", **dense)(x))
         return nn.DenseGeneral(self.d_model, axis=(-2, -1), name="out", **dense)(o)
