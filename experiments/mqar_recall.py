@@ -251,7 +251,8 @@ def main(config, workdir):
     write_grid_outputs(results, workdir, extra_summary=extra, keys=("train_loss", "test_accuracy"))
     print(format_table(rows))
     for name, c in verdict.items():
-        print(f"{name}: {'holds' if c['holds'] else 'DOES NOT HOLD'} {json.dumps({k: v for k, v in c.items() if k != 'holds'})}")
+        numbers = json.dumps({k: v for k, v in c.items() if k != "holds"})
+        print(f"{name}: {'holds' if c['holds'] else 'DOES NOT HOLD'} {numbers}")
 
 
 if __name__ == "__main__":

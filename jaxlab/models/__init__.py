@@ -33,7 +33,7 @@ def _transformer(cfg, ds):
     return TransformerLM(vocab_size=ds.num_classes, d_model=cfg.d_model, num_layers=cfg.num_layers,
                          num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, attention=cfg.attention,
                          max_len=cfg.max_len, activation=cfg.activation, dtype=jnp.dtype(cfg.dtype),
-                         conv_size=cfg.conv_size, output_gate=cfg.output_gate)
+                         conv_size=cfg.conv_size, output_gate=cfg.output_gate, gate_bias_init=cfg.gate_bias_init)
 
 
 MODELS = {"mlp": _mlp, "cnn": _cnn, "transformer": _transformer}
@@ -58,6 +58,7 @@ def default_config() -> ml_collections.ConfigDict:
         max_len=2048,
         conv_size=0,           # transformer: > 0 adds a short causal convolution (this many taps) to q, k, v
         output_gate=True,      # transformer: retention's and gla's swish output gate (others have none)
+        gate_bias_init=0.0,    # transformer: gla's gate bias at init (3: decays 0.997 per step at the start)
         dtype="float32",       # activations dtype for the transformer (params stay float32)
     ))
 

@@ -2,9 +2,9 @@
 
 Every entry is a Flax module constructed as ``cls(num_heads=H, d_model=D, causal=True, dtype=...)`` with
 ``__call__(x: [B, T, D]) -> [B, T, D]``. The LM also passes the options a mixer declares as fields: ``conv_size=K``
-(K > 0: a short causal convolution of q, k, v, ``kernels.linear_attention.ShortConv``; every built-in kind) and
-``output_gate`` (retention and gla). Register new kinds with ``@register_attention("name")``; the LM picks
-one by ``config.model.attention``. Linear kinds (linear | retention | gla) live in ``attention_linear.py``.
+(K > 0: a short causal convolution of q, k, v, ``kernels.linear_attention.ShortConv``; every built-in kind),
+``output_gate`` (retention and gla) and ``gate_bias_init`` (gla). Register new kinds with
+``@register_attention("name")``; the LM picks one by ``config.model.attention``. Linear kinds (linear | retention | gla) live in ``attention_linear.py``.
 """
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ Three kinds, each after the paper that made it standard (positions enter only th
 (the "short conv" of H3, Mamba, Based and GLA; fla's ``use_short_conv``): each channel mixes its own last K
 steps, so a key can be bound to the token before it. Without it a linear mixer sees positions only through its
 decay and cannot form the previous-token step of associative recall. ``output_gate=False`` drops retention's and
-gla's swish output gate (kept by default, as in the papers; "linear" has none).
+gla's swish output gate (kept by default, as in the papers; "linear" has none). ``gate_bias_init`` b starts gla's
+gate logits at b: initial decays exp(log_sigmoid(b) / tau), 0.958 per step at b = 0, 0.997 at b = 3 (an LSTM
+forget-gate bias: long memory at the start).
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ class ShortConv(nn.Module):
 class LinearAttention(nn.Module):
     """Linear-attention mixer, x: [B, T, D] -> [B, T, D]. num_heads H, d_model D (head dim D // H unless head_dim
     is given); conv_size K > 0: a short causal convolution of q, k, v; output_gate: retention's and gla's swish
-    output gate (module docstring)."""
+    output gate; gate_bias_init: gla's gate bias at init (module docstring)."""
 
     num_heads: int
     d_model: int
@@ -69,6 +71,7 @@ class LinearAttention(nn.Module):
     gate_logit_normalizer: float = 16.0
     conv_size: int = 0
     output_gate: bool = True
+    gate_bias_init: float = 0.0
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -90,7 +93,8 @@ class LinearAttention(nn.Module):
         elif self.kind == "retention":
             log_decay = retention_log_decays(H)
         else:
-            logits = nn.Dense(H, dtype=jnp.float32, name="gate")(x.astype(jnp.float32))
+            logits = nn.Dense(H, dtype=jnp.float32, bias_init=nn.initializers.constant(self.gate_bias_init),
+                              name="gate")(x.astype(jnp.float32))
             log_decay = jax.nn.log_sigmoid(logits) / self.gate_logit_normalizer   # [B, T, H]
 
         o = linear_attention(q, k, v, log_decay=log_decay, normalize=normalize, causal=self.causal,
