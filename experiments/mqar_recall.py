@@ -3,20 +3,24 @@
     python -m experiments.mqar_recall --workdir runs/mqar
     python -m experiments.mqar_recall --config=experiments/configs/mqar_recall_paper.py --workdir runs/mqar_paper
 
-Trains the Transformer LM on MQAR over attention kind × width/heads × num_kv_pairs × lr (seeds and lr vmapped in
-each group) and reports recall: accuracy at the query positions only (the labels are -1 elsewhere), on held-out
-sequences, at each point's best lr (Zoology's choice). The linear kinds (linear | retention | gla) are the sweep's
-grid (config.sweep.axes); softmax has its own (config.recall.softmax_axes), since its state does not depend on
-heads. State size per layer: d_k·d_v per head × heads = d_model²/heads for the linear kinds, which run through
-kernels.linear_attention (impl "auto": XLA on CPU, Pallas on GPU/TPU; the run prints and records which);
-softmax keeps every key and value, so its "state" is the KV cache 2·T·d_model, drawn apart.
+Trains the Transformer LM on MQAR over attention kind × width/heads × lr (seeds and lr vmapped in each group), on a
+mixture of pair counts (data.kv_pairs_mix, as Zoology: one model sees every count, so no count gets more
+labelled queries per step than another), and reports recall at each count: the share of queries answered right
+on fresh sequences of that count, by the final parameters, at each point's best lr (Zoology's choice). The linear
+kinds (linear | retention | gla) are the sweep's grid (config.sweep.axes); softmax has its own
+(config.recall.softmax_axes), since its state does not depend on width the same way. State size per layer:
+d_k·d_v per head × heads = d_model²/heads for the linear kinds, which run through kernels.linear_attention (impl
+"auto": XLA on CPU, Pallas on GPU/TPU; the run prints and records which); softmax keeps every key and value, so
+its "state" is the KV cache 2·T·d_model, drawn apart; a short convolution of K taps (model.conv_size) adds the
+last K-1 steps of q, k and v, 3·(K-1)·d_model, to both.
 
-Writes config.json, metrics.jsonl, summary.json ("recall": a row per kind × d_model × heads × num_kv_pairs at its
-best lr, mean/std over seeds; "recall_by_lr": every lr; "kernels"; "bag_of_values": the generator's token-id
-baseline), recall.png (recall vs state size, a line per kind, a panel per num_kv_pairs), loss_curves.png,
-loss_bands.png, and prints the table. Measurements: docs/lm.md.
+Writes config.json, metrics.jsonl (training on the mixture), summary.json ("recall": a row per kind × d_model ×
+heads × num_kv_pairs at its best lr, mean/std over seeds; "recall_by_lr": every lr; "claims": softmax >= 0.95 at
+every count, linear kinds falling with pairs and not falling with state; "kernels"; "bag_of_values": the
+generator's token-id baseline), recall.png (recall vs state size, a line per kind, a panel per num_kv_pairs),
+loss_curves.png, loss_bands.png, and prints the table and the claims. Measurements: docs/lm.md.
 
-CPU time: ~22 min wall on 2 loaded cores (17.8 min of CPU), over the issue's 15-minute budget
+CPU time: see docs/lm.md
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import os
 import shutil
 import sys
 import tempfile
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -37,13 +42,13 @@ from jaxlab.data import mqar
 from jaxlab.experiment import run_grid, write_grid_outputs
 from jaxlab.grid import parse_axes
 from jaxlab.kernels.linear_attention import IMPLS, KINDS as LINEAR
-from jaxlab.models import TransformerLM
+from jaxlab.models import TransformerLM, get_model
 from jaxlab.sweep.plan import plan
 from jaxlab.plots import plt, save
 from jaxlab.stats import markdown_table
 
 KINDS = ("softmax", "linear", "retention", "gla")
-GROUP = ("model.attention", "model.d_model", "model.num_heads", "data.num_kv_pairs")  # a recall row
+GROUP = ("model.attention", "model.d_model", "model.num_heads")  # a recall row, with the pair count
 LR = "optim.lr"
 
 
@@ -65,32 +70,59 @@ def _coord(r, config, path: str):
     return config[section][key]
 
 
-def _stats(res) -> dict:
-    final = np.asarray([x.summary.get("final_test_accuracy", np.nan) for x in res], np.float64)
-    best = np.asarray([max((rec["test_accuracy"] for rec in x.records if "test_accuracy" in rec),
-                           default=np.nan) for x in res], np.float64)
-    return {"recall": round(float(final.mean()), 4), "recall_std": round(float(final.std()), 4),
-            "recall_min": round(float(final.min()), 4), "best_recall": round(float(best.mean()), 4),
-            "seeds": len(res), "diverged": sum(bool(x.summary.get("diverged")) for x in res)}
-
-
-def recall_rows(results, config) -> tuple[list[dict], list[dict]]:
-    """-> (rows, by_lr). by_lr: one row per (kind, d_model, heads, num_kv_pairs, lr) with recall = final test
-    accuracy at the query positions, mean/std/min over seeds, and the best seen during training (mean over
-    seeds). rows: per (kind, d_model, heads, num_kv_pairs), the lr of highest mean recall (Zoology's choice)."""
-    groups: dict[tuple, list] = {}
+def pair_recall(results, config, max_floats: int = 2 ** 27) -> list[tuple]:
+    """Recall of every run at every pair count of the data (data.kv_pairs_mix, or data.num_kv_pairs): the share
+    of queries answered right, by the run's final parameters, on data.num_test fresh sequences of that count
+    (generated apart from the training and test sets), vmapped over the runs of one model and evaluated in
+    chunks of at most max_floats logits. -> [(run, num_kv_pairs, recall)], results' order, then the counts'."""
+    d = config.data
+    n = d.num_test or max(1, d.num_examples // 4)
+    sets = {k: mqar.generate(np.random.default_rng(1000 + k), n, d.seq_len, d.vocab_size, k, d.kv_pool, d.queries)
+            for k in mqar.pair_counts(d)}
+    by_model: dict[str, list] = {}
     for r in results:
-        key = tuple(_coord(r, config, p) for p in GROUP + (LR,))
-        groups.setdefault(key, []).append(r)
+        by_model.setdefault(r.result.config.model.to_json(), []).append(r)
+    recall = {}
+    for runs in by_model.values():
+        model = get_model(runs[0].result.config.model, SimpleNamespace(num_classes=d.vocab_size))
+
+        def hits(params, x, y):
+            pred = jnp.argmax(model.apply({"params": params}, x), axis=-1)
+            return jnp.sum((pred == y) & (y >= 0))
+        hits_per_run = jax.jit(jax.vmap(hits, in_axes=(0, None, None)))
+        params = jax.tree.map(lambda *p: np.stack(p), *[r.result.state.params for r in runs])
+        rows = max(1, max_floats // (len(runs) * d.seq_len * d.vocab_size))
+        for k, (x, y) in sets.items():
+            pad = -len(x) % rows if len(x) > rows else 0           # one shape for every chunk
+            x, y = np.pad(x, ((0, pad), (0, 0))), np.pad(y, ((0, pad), (0, 0)), constant_values=-1)
+            total = sum(np.asarray(hits_per_run(params, x[i:i + rows], y[i:i + rows]), np.int64)
+                        for i in range(0, len(x), rows))
+            for r, h in zip(runs, total):
+                recall[id(r), k] = float(h) / float((y >= 0).sum())
+    return [(r, k, recall[id(r), k]) for r in results for k in sets]
+
+
+def recall_rows(evals: list[tuple], config) -> tuple[list[dict], list[dict]]:
+    """evals: pair_recall's (run, num_kv_pairs, recall). -> (rows, by_lr). by_lr: one row per (kind, d_model,
+    heads, num_kv_pairs, lr), recall mean/std/min over seeds. rows: per (kind, d_model, heads, num_kv_pairs), the
+    lr of highest mean recall (Zoology's choice)."""
+    groups: dict[tuple, list] = {}
+    for r, kv, rec in evals:
+        key = tuple(_coord(r, config, p) for p in GROUP) + (kv, _coord(r, config, LR))
+        groups.setdefault(key, []).append((r, rec))
     by_lr = []
     for (kind, d, heads, kv, lr), runs in groups.items():
-        res = [r.result for r in runs]
-        budget = {k: _coord(runs[0], config, f"train.{k}") for k in ("steps", "batch_size")}
-        budget["conv_size"] = _coord(runs[0], config, "model.conv_size")
+        r0 = runs[0][0]
+        budget = {k: _coord(r0, config, f"train.{k}") for k in ("steps", "batch_size")}
+        budget["conv_size"] = _coord(r0, config, "model.conv_size")
+        rec = np.asarray([x for _, x in runs], np.float64)
         by_lr.append({"attention": kind, "d_model": d, "num_heads": heads, "num_kv_pairs": kv, "lr": lr, **budget,
                       "state_size": state_size(kind, d, heads, config.data.seq_len, budget["conv_size"]),
                       "state": ("KV cache 2·T·d" if kind == "softmax" else "d_k·d_v·heads")
-                      + (" + conv 3·(K-1)·d" if budget["conv_size"] else ""), **_stats(res)})
+                      + (" + conv 3·(K-1)·d" if budget["conv_size"] else ""),
+                      "recall": round(float(rec.mean()), 4), "recall_std": round(float(rec.std()), 4),
+                      "recall_min": round(float(rec.min()), 4), "seeds": len(runs),
+                      "diverged": sum(bool(r.result.summary.get("diverged")) for r, _ in runs)})
     order = {k: i for i, k in enumerate(KINDS)}
 
     def sort_key(r):
@@ -166,9 +198,7 @@ def plot_recall(rows: list[dict], path: str, title: str = "", baselines: dict | 
 def format_table(rows: list[dict]) -> str:
     cols = [("kv pairs", "num_kv_pairs"), ("attention", "attention"), ("d_model", "d_model"),
             ("heads", "num_heads"), ("state size", "state_size"), ("steps × batch", "budget"), ("best lr", "lr"),
-            ("recall", "recall"),
-            ("± std", "recall_std"), ("min", "recall_min"), ("best during training", "best_recall"),
-            ("seeds", "seeds")]
+            ("recall", "recall"), ("± std", "recall_std"), ("min", "recall_min"), ("seeds", "seeds")]
     return markdown_table([{**r, "budget": f"{r['steps']} × {r['batch_size']}"} for r in rows], cols)
 
 
@@ -221,8 +251,8 @@ def check(config):
 
 
 def main(config, workdir):
-    # The num_kv_pairs groups of one (kind, width, heads) compile to the same program (same shapes; only the
-    # data differ): a compilation cache for this process makes every compilation after the first a cache hit.
+    # Groups that differ only in their data (data.num_kv_pairs as a sweep axis) compile to the same program: a
+    # compilation cache for this process makes every compilation after the first a cache hit.
     cache = None
     if not jax.config.jax_compilation_cache_dir:
         cache = tempfile.mkdtemp(prefix="jaxlab-mqar-cache-")
@@ -238,13 +268,14 @@ def main(config, workdir):
     finally:
         if cache:
             shutil.rmtree(cache, ignore_errors=True)
-    rows, by_lr = recall_rows(results, config)
+    rows, by_lr = recall_rows(pair_recall(results, config), config)
     d = config.data
     kvs = sorted({r["num_kv_pairs"] for r in rows})
     baselines = {kv: mqar.bag_of_values_closed_form(kv, d.kv_pool) for kv in kvs}
     plot_recall(rows, os.path.join(workdir, "recall.png"), baselines={k: b["recall"] for k, b in baselines.items()},
-                title=f"MQAR recall vs state size (T={d.seq_len}, vocab {d.vocab_size}, {d.kv_pool} pool, "
-                      f"{config.model.num_layers} layers, best lr per point; legend: steps×batch)")
+                title=f"MQAR recall vs state size (T={d.seq_len}, vocab {d.vocab_size}, {d.kv_pool} pool, trained on "
+                      f"{'/'.join(map(str, mqar.pair_counts(d)))} pairs, {config.model.num_layers} layers, best lr "
+                      f"per point; legend: steps×batch)")
     verdict = claims(rows)
     extra = {"recall": rows, "recall_by_lr": by_lr, "claims": verdict, "kernels": impl,
              "bag_of_values": {str(k): b for k, b in baselines.items()}}

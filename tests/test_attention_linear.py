@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.schema import base_config
+from jaxlab.config import ConfigError
+from jaxlab.schema import base_config, validate
 from jaxlab.data.dataset import Dataset
 from jaxlab.models import ATTENTION, get_model, init_params
 from jaxlab.train import run
@@ -15,12 +16,12 @@ from jaxlab.models import param_count
 KINDS = ["linear", "retention", "gla"]
 
 
-def _lm(attention, vocab=50, T=12, conv_size=0, output_gate=True):
+def _lm(attention, vocab=50, T=12, conv_size=0, output_gate=True, gate_bias_init=0.0):
     tokens = np.random.default_rng(0).integers(0, vocab, (2, T)).astype(np.int32)
     ds = Dataset("fake", tokens, tokens, tokens, tokens, vocab, "lm")
     c = base_config().model
     c.name, c.d_model, c.num_heads, c.num_layers, c.attention = "transformer", 32, 4, 2, attention
-    c.conv_size, c.output_gate = conv_size, output_gate
+    c.conv_size, c.output_gate, c.gate_bias_init = conv_size, output_gate, gate_bias_init
     model = get_model(c, ds)
     return model, init_params(model, jax.random.PRNGKey(0), ds), tokens
 
@@ -59,6 +60,15 @@ def test_mixer_options_change_the_parameters(kind):
     no_gate = _lm(kind, output_gate=False)[1]
     assert base - param_count(no_gate) == (2 * 32 * 32 if kind in ("retention", "gla") else 0)
     assert all("out_gate" not in no_gate[f"block_{i}"]["attn"] for i in range(2))
+    if kind == "gla":  # the gate's logits start at its bias: decays exp(log_sigmoid(3) / 16) per step
+        np.testing.assert_array_equal(_lm(kind, gate_bias_init=3.0)[1]["block_1"]["attn"]["gate"]["bias"], [3.0] * 4)
+
+
+def test_conv_size_errors_name_the_key():
+    c = base_config()
+    c.data.name, c.model.name, c.data.seq_len, c.model.conv_size = "mqar", "transformer", 32, -1
+    with pytest.raises(ConfigError, match="model.conv_size"):
+        validate(c)
 
 
 @pytest.mark.parametrize("conv_size", [0, 4])

@@ -1,14 +1,17 @@
 """MQAR recall vs state size at the scale of Zoology's Figure 2 (Arora et al. 2023), for a GPU/TPU.
 
     python -m experiments.mqar_recall --config=experiments/configs/mqar_recall_paper.py --workdir runs/mqar_paper
+    ... --config.data.seq_len=512 --config.model.max_len=512    # Zoology's longest sequences
 
 Vocabulary 8,192, sequences of 256 tokens, 16/32/64 key-value pairs, 2-layer LMs of width 64-512 with one head
-(state d_model² per layer for the linear kinds), 100,000 training sequences, ~50 epochs of AdamW (batch 256,
+(state d_model² + 9·d_model per layer for the linear kinds), the CPU config's mixers (short convolution of 4 taps,
+retention and gla without output gate, gla's gate bias 3; --config.model.output_gate=True
+--config.model.gate_bias_init=0 gives the papers' forms), 100,000 training sequences, ~50 epochs of AdamW (batch 256,
 20,000 steps, cosine), 3 seeds × 4 lrs (Zoology's logspace(-4, -2, 4); traced: one program per group), the best
 lr per point; recall on 1,024 held-out sequences. Zoology's own generator: keys and values from split halves of
 the vocabulary (harmless at 8,192 tokens) and its power-law query placement with noise tokens. 4 kinds × 4
-widths × 3 pair counts = 48 structural groups (softmax's through recall.softmax_axes). Evaluation logits are [2,048, 256, 8,192] per chunk and run: keep
-train.eval_examples and data.num_test small.
+widths × 3 pair counts = 48 structural groups (softmax's through recall.softmax_axes). Evaluation logits are
+[2,048, 256, 8,192] per chunk and run: keep train.eval_examples and data.num_test small.
 
 CPU time: not for a CPU (hours per group)
 """
