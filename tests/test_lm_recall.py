@@ -12,6 +12,7 @@ import pytest
 
 from experiments import mqar_recall
 from experiments.configs.mqar_recall import get_config
+from experiments.configs.mqar_recall_paper import get_config as paper_config
 from jaxlab.config import ConfigError
 from jaxlab.data import mqar
 from jaxlab.eos import eos_run_summary
@@ -56,16 +57,16 @@ def test_pair_recall_matches_each_runs_accuracy():
         config.model.d_model, config.data.kv_pairs_mix, config.data.num_test = 8, (1, 2), 50
         config.data.vocab_size = 5                         # random models then answer some queries right
     model = get_model(config.model, SimpleNamespace(num_classes=config.data.vocab_size))
-    tokens = np.zeros((1, config.data.seq_len), np.int32)
+    tokens, init = np.zeros((1, config.data.seq_len), np.int32), jax.jit(model.init)
     runs = [SimpleNamespace(coords={"seed": s}, result=SimpleNamespace(
-        config=config, state=SimpleNamespace(params=model.init(jax.random.PRNGKey(s), tokens)["params"])))
+        config=config, state=SimpleNamespace(params=init(jax.random.PRNGKey(s), tokens)["params"])))
         for s in range(3)]
     evals = mqar_recall.pair_recall(runs, config, max_floats=3 * 7 * config.data.seq_len * config.data.vocab_size)
     assert [(r.coords["seed"], k) for r, k, _ in evals] == [(s, k) for s in range(3) for k in (1, 2)]
-    d = config.data
+    d, apply = config.data, jax.jit(model.apply)
     for r, k, got in evals:
         x, y = mqar.generate(np.random.default_rng(1000 + k), 50, d.seq_len, d.vocab_size, k, d.kv_pool, d.queries)
-        want = float(accuracy(model.apply({"params": r.result.state.params}, x), y))
+        want = float(accuracy(apply({"params": r.result.state.params}, x), y))
         assert abs(got - want) < 1e-6 and got > 0
 
 
@@ -82,7 +83,8 @@ def test_claims_decided_on_the_rows():
     assert c["softmax"]["holds"] and c["softmax"]["recall"] == {2: 1.0, 8: 0.96}
     assert c["falls_with_pairs"]["linear"] == {"holds": True, "mean_at_2": 0.7, "mean_at_8": 0.3}
     assert not c["falls_with_pairs"]["gla"]["holds"] and not c["falls_with_pairs"]["holds"]  # 0.515 > 0.5
-    assert c["rises_with_state"]["linear"]["holds"] and c["rises_with_state"]["linear"]["recall_at_8_by_state"] == [0.1, 0.5]
+    linear = c["rises_with_state"]["linear"]
+    assert linear["holds"] and linear["recall_at_8_by_state"] == [0.1, 0.5]
     assert c["rises_with_state"]["gla"]["largest_drop"] == 0.03 and not c["rises_with_state"]["holds"]  # > 0.02
     rows[1]["recall"] = 0.94
     assert not mqar_recall.claims(rows)["softmax"]["holds"]
@@ -96,11 +98,23 @@ def test_lm_linear_kinds_take_the_kernel_path(platform, impl):
     assert out["linear_attention_impl"] == {k: [impl] for k in ("linear", "retention", "gla")}
 
 
+@pytest.mark.parametrize("platform,impl", [("cuda", "pallas_gpu"), ("tpu", "pallas_tpu")])
+def test_paper_config_lowers_to_the_kernels(platform, impl):
+    """The paper-scale config (vocabulary 8,192, T = 256, short convolution) lowers its linear kinds to the Pallas
+    kernels for an accelerator, from this host."""
+    out = mqar_recall.attention_impl(paper_config(), platform)
+    assert out["linear_attention_impl"] == {k: [impl] for k in ("linear", "retention", "gla")}
+
+
 def test_softmax_grid_errors_name_the_key():
     config = get_config()
     with config.unlocked():
         config.recall.softmax_axes = "data.vocab_size=32,8"     # 8 tokens hold no 10 distinct pairs
     with pytest.raises(ConfigError, match=r"config.recall.softmax_axes: grid point .*data.vocab_size"):
+        mqar_recall.check(config)
+    with config.unlocked():
+        config.recall.softmax_axes = "data.num_kv_pairs=4,8"                 # the mixture sets the counts
+    with pytest.raises(ConfigError, match=r"config.recall.softmax_axes=.*data.kv_pairs_mix"):
         mqar_recall.check(config)
 
 
