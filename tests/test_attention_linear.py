@@ -55,8 +55,11 @@ def test_short_conv_matches_float64_loop(x64, T, K):
 def test_mixer_options_change_the_parameters(kind):
     """model.conv_size=K adds K·3·D weights per layer (a depthwise filter on each q, k, v channel);
     model.output_gate=False removes retention's and gla's D·D gate weights per layer and means nothing to others."""
-    base, with_conv = (param_count(_lm(kind, conv_size=k)[1]) for k in (0, 4))
-    assert with_conv - base == 2 * 4 * 3 * 32
+    base, (_, conv_params, _) = param_count(_lm(kind)[1]), _lm(kind, conv_size=4)
+    assert param_count(conv_params) - base == 2 * 4 * 3 * 32
+    kernel = np.concatenate([np.ravel(v) for k, v in jax.tree_util.tree_leaves_with_path(conv_params)
+                             if "conv" in jax.tree_util.keystr(k)])
+    assert kernel.size == 2 * 4 * 3 * 32 and np.abs(kernel).max() <= 0.5 < -kernel.min() + kernel.max()  # U(±1/√K)
     no_gate = _lm(kind, output_gate=False)[1]
     assert base - param_count(no_gate) == (2 * 32 * 32 if kind in ("retention", "gla") else 0)
     assert all("out_gate" not in no_gate[f"block_{i}"]["attn"] for i in range(2))

@@ -52,8 +52,11 @@ class ShortConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         bound = self.size ** -0.5
-        w = self.param("kernel", nn.initializers.uniform(2 * bound), (self.size,) + x.shape[2:])
-        return short_conv(x, (w - bound).astype(self.dtype))
+
+        def init(key, shape, dtype=jnp.float32):
+            return jax.random.uniform(key, shape, dtype, -bound, bound)
+        w = self.param("kernel", init, (self.size,) + x.shape[2:])
+        return short_conv(x, w.astype(self.dtype))
 
 
 class LinearAttention(nn.Module):
