@@ -20,7 +20,7 @@ every count, linear kinds falling with pairs and not falling with state; "kernel
 generator's token-id baseline), recall.png (recall vs state size, a line per kind, a panel per num_kv_pairs),
 loss_curves.png, loss_bands.png, and prints the table and the claims. Measurements: docs/lm.md.
 
-CPU time: 7.4 min wall on 2 cores at load 4.7–5.5 (5.4 min of CPU)
+CPU time: 10.6 min wall on 2 cores at load 4.5–7.6 (5.6 min of CPU; 7.4 min wall at load ~5)
 """
 from __future__ import annotations
 
@@ -270,10 +270,12 @@ def main(config, workdir):
     try:  # both grids append to the same metrics.jsonl
         results = list(run_grid(_softmax_config(config), workdir)) if config.recall.softmax_axes else []
         results += list(run_grid(config, workdir)) if config.sweep.axes else []
+        evals = pair_recall(results, config)
     finally:
         if cache:
             shutil.rmtree(cache, ignore_errors=True)
-    rows, by_lr = recall_rows(pair_recall(results, config), config)
+            jax.config.update("jax_compilation_cache_dir", None)
+    rows, by_lr = recall_rows(evals, config)
     d = config.data
     kvs = sorted({r["num_kv_pairs"] for r in rows})
     baselines = {kv: mqar.bag_of_values_closed_form(kv, d.kv_pool) for kv in kvs}

@@ -23,7 +23,7 @@ Three changes to the mixers make the linear kinds learn recall at this budget (m
 Far below Zoology's scale (vocabulary 8,192, T up to 512, tens of thousands of steps): see
 experiments/configs/mqar_recall_paper.py for that grid on a GPU/TPU.
 
-CPU time: 7.4 min wall on 2 cores at load 4.7–5.5 (5.4 min CPU; docs/lm.md)
+CPU time: 10.6 min wall on 2 cores at load 4.5–7.6 (5.6 min CPU; docs/lm.md)
 """
 import ml_collections
 
