@@ -82,11 +82,11 @@ def test_flags_that_a_grid_also_sets_are_named_with_the_fix():
 
     config = get_config()
     assert [path for path, _ in grids(config)] == ["recall.softmax_axes", "sweep.axes"]
-    assert axis_conflict(config, {"model.d_model": 64, "sweep.axes": config.sweep.axes}) is None
-    msg = axis_conflict(config, {"train.steps": 500})
-    assert msg.startswith("--config.train.steps=500 conflicts with config.recall.softmax_axes, which sets "
-                          "train.steps=3000: drop the flag, or give the grid that one value: "
-                          '--config.recall.softmax_axes="train.steps=500;train.batch_size=32;'), msg
+    assert axis_conflict(config, {"model.mlp_ratio": 4, "sweep.axes": config.sweep.axes}) is None
+    msg = axis_conflict(config, {"optim.lr": 0.05})
+    assert msg.startswith("--config.optim.lr=0.05 conflicts with config.recall.softmax_axes, which sets "
+                          "optim.lr=0.003,0.01: drop the flag, or give the grid that one value: "
+                          '--config.recall.softmax_axes="model.num_heads=2;optim.lr=0.05'), msg
     fixed = msg.split('--config.recall.softmax_axes="', 1)[1].rstrip('"')
-    assert parse_axes(fixed, config)["train.steps"] == [500]
-    assert "config.sweep.axes, which sets model.num_heads=4,2,1" in axis_conflict(config, {"model.num_heads": 2})
+    assert parse_axes(fixed, config)["optim.lr"] == [0.05]
+    assert "config.sweep.axes, which sets model.d_model=8,16,32" in axis_conflict(config, {"model.d_model": 64})

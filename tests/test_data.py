@@ -97,6 +97,25 @@ def test_mqar_config_errors_name_the_key():
         get_dataset(_cfg(name="mqar", seq_len=20, num_kv_pairs=6, queries="zoology"))
 
 
+def test_mqar_mixture_holds_equal_shares_of_each_pair_count():
+    """data.kv_pairs_mix: every sequence is a valid MQAR sequence of one of the counts (its queries recall the
+    values of its own context), in equal shares, shuffled, in the training and the test set."""
+    ds = get_dataset(_cfg(name="mqar", seq_len=32, vocab_size=32, kv_pairs_mix=(4, 7, 10), num_examples=300))
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        k = (y >= 0).sum(axis=1)
+        assert sorted(np.unique(k, return_counts=True)[1].tolist()) == [len(x) // 3] * 3
+        assert set(k.tolist()) == {4, 7, 10} and len(set(k[:6].tolist())) > 1   # mixed, not in blocks
+        for xi, yi, ki in zip(x, y, k):
+            pairs = dict(zip(xi[:2 * ki:2], xi[1:2 * ki:2]))
+            assert len(set(xi[:2 * ki])) == 2 * ki and all(pairs[xi[t]] == yi[t] for t in np.nonzero(yi >= 0)[0])
+    one = get_dataset(_cfg(name="mqar", seq_len=32, vocab_size=32, num_kv_pairs=7, num_examples=300))
+    assert np.array_equal(one.x_train, mqar.generate(np.random.default_rng(0), 300, 32, 32, 7)[0])
+    with pytest.raises(ConfigError, match="data.seq_len"):                   # checked at the largest count
+        get_dataset(_cfg(name="mqar", seq_len=24, vocab_size=32, kv_pairs_mix=(4, 10)))
+    with pytest.raises(ConfigError, match="data.kv_pairs_mix"):
+        get_dataset(_cfg(name="mqar", seq_len=32, vocab_size=32, kv_pairs_mix=(4, 4)))
+
+
 def test_mqar_rejects_too_short_sequences():
     with pytest.raises(ConfigError, match="data.seq_len"):
         get_dataset(_cfg(name="mqar", seq_len=10, num_kv_pairs=8))

@@ -16,6 +16,9 @@ def get_config():
     c = mqar_config()                        # the same data, model and Adam as the recall experiment, then:
     c.data.num_examples = 256
     c.data.kv_pool = "split"                 # the pool its measurements were made with (docs/lm.md)
+    c.data.kv_pairs_mix = ()                 # 4 pairs (data.num_kv_pairs), not the recall experiment's mixture
+    c.model.num_heads = 2                    # the model its measurements were made with: 2 heads, no short conv
+    c.model.conv_size = 0
     c.data.num_test = 0
     c.optim.schedule.name = "constant"       # a constant step: the threshold 38/η stays put
     c.optim.schedule.warmup_steps = 0

@@ -27,6 +27,7 @@ def default_config() -> ml_collections.ConfigDict:
         seq_len=128,           # text / mqar: tokens per example
         vocab_size=64,         # mqar: vocabulary size
         num_kv_pairs=8,        # mqar: key-value pairs per sequence
+        kv_pairs_mix=(),       # mqar: pair counts mixed in equal shares (Zoology); () = num_kv_pairs only
         kv_pool="shared",      # mqar: shared | split (Zoology's keys-low/values-high halves; see data/mqar.py)
         queries="uniform",     # mqar: uniform | zoology (Zoology's power-law query gaps and noise tokens)
         num_examples=4096,     # mqar: training sequences (test set is a quarter of that)

@@ -21,6 +21,10 @@ Query placement (``data.queries``):
     ∝ g^(a-1) (a = 0.01: queries near the context are likelier); every other non-context position holds a
     random token of the whole vocabulary (noise, unlabelled). Needs seq_len >= 4K.
 
+Pair counts (``data.kv_pairs_mix``): () gives every sequence ``num_kv_pairs`` pairs; a tuple of counts gives a
+mixture, equal shares of each count shuffled together, in the training and the test set alike (Zoology trains
+one model on several pair counts and evaluates each; see :func:`pair_counts`).
+
 x: [N, T] int32, y: [N, T] int32 with the value at query positions and -1 (ignored) elsewhere.
 """
 from __future__ import annotations
@@ -37,17 +41,26 @@ QUERIES = ("uniform", "zoology")
 POWER_A = 0.01  # Zoology's power_a for the query gaps
 
 
+def pair_counts(d) -> tuple[int, ...]:
+    """The pair counts of the data section d: data.kv_pairs_mix, or (data.num_kv_pairs,) when that is empty."""
+    return tuple(int(k) for k in d.kv_pairs_mix) or (int(d.num_kv_pairs),)
+
+
 def check(d):
     require_choice("data.kv_pool", d.kv_pool, POOLS)
     require_choice("data.queries", d.queries, QUERIES)
-    require(d.num_kv_pairs >= 1, "data.num_kv_pairs", d.num_kv_pairs, "must be >= 1")
-    need = 2 * d.num_kv_pairs + 1 if d.kv_pool == "shared" else 2 * d.num_kv_pairs + 2
+    key = "data.kv_pairs_mix" if d.kv_pairs_mix else "data.num_kv_pairs"
+    counts = pair_counts(d)
+    require(min(counts) >= 1 and len(set(counts)) == len(counts), key, d[key.split(".")[1]],
+            "must be >= 1 (each count once)")
+    most = max(counts)
+    need = 2 * most + 1 if d.kv_pool == "shared" else 2 * most + 2
     require(d.vocab_size >= need, "data.vocab_size", d.vocab_size,
-            f"must be >= {need} for {d.num_kv_pairs} keys and values, all distinct, from the "
+            f"must be >= {need} for {most} keys and values, all distinct, from the "
             f"{d.kv_pool} pool (token 0 is filler)")
     factor = 4 if d.queries == "zoology" else 3
-    require(d.seq_len >= factor * d.num_kv_pairs, "data.seq_len", d.seq_len,
-            f"must be >= {factor}*num_kv_pairs = {factor * d.num_kv_pairs} for data.queries={d.queries!r}")
+    require(d.seq_len >= factor * most, "data.seq_len", d.seq_len,
+            f"must be >= {factor}*{most} = {factor * most} for {most} pairs and data.queries={d.queries!r}")
 
 
 def _pools(vocab_size: int, pool: str):
@@ -121,11 +134,25 @@ def bag_of_values_closed_form(num_kv: int, pool: str) -> dict:
     return {"recall": 1.0 / candidates, "loss": math.log(candidates)}
 
 
+def mixture(rng: np.random.Generator, n: int, seq_len: int, vocab_size: int, counts: tuple[int, ...],
+            pool: str = "shared", queries: str = "uniform"):
+    """n sequences, equal shares (the first n mod len(counts) counts one more) of each pair count in counts,
+    shuffled -> (x, y), both [n, seq_len] int32. One count: exactly :func:`generate`."""
+    if len(counts) == 1:
+        return generate(rng, n, seq_len, vocab_size, counts[0], pool, queries)
+    shares = [n // len(counts) + (i < n % len(counts)) for i in range(len(counts))]
+    parts = [generate(rng, m, seq_len, vocab_size, k, pool, queries) for k, m in zip(counts, shares)]
+    order = rng.permutation(n)
+    return tuple(np.concatenate(a)[order] for a in zip(*parts))
+
+
 @register_dataset("mqar", train_size=lambda cfg: cfg.num_examples, check=check)
 def load(cfg) -> Dataset:
     check(cfg)
-    args = (cfg.seq_len, cfg.vocab_size, cfg.num_kv_pairs, cfg.kv_pool, cfg.queries)
-    x, y = generate(np.random.default_rng(0), cfg.num_examples, *args)
-    xt, yt = generate(np.random.default_rng(1), max(1, cfg.num_examples // 4), *args)
+    counts = pair_counts(cfg)
+    args = (cfg.seq_len, cfg.vocab_size, counts, cfg.kv_pool, cfg.queries)
+    x, y = mixture(np.random.default_rng(0), cfg.num_examples, *args)
+    xt, yt = mixture(np.random.default_rng(1), max(1, cfg.num_examples // 4), *args)
     return Dataset("mqar", x, y, xt, yt, num_classes=cfg.vocab_size, task="lm",
-                   meta={"num_kv_pairs": cfg.num_kv_pairs, "kv_pool": cfg.kv_pool, "queries": cfg.queries})
+                   meta={"num_kv_pairs": counts if len(counts) > 1 else counts[0], "kv_pool": cfg.kv_pool,
+                         "queries": cfg.queries})

@@ -1,8 +1,10 @@
 """Attention mixers by name, for the Transformer LM.
 
 Every entry is a Flax module constructed as ``cls(num_heads=H, d_model=D, causal=True, dtype=...)`` with
-``__call__(x: [B, T, D]) -> [B, T, D]``. Register new kinds with ``@register_attention("name")``; the LM picks
-one by ``config.model.attention``. Linear kinds (linear | retention | gla) live in ``attention_linear.py``.
+``__call__(x: [B, T, D]) -> [B, T, D]``. The LM also passes the options a mixer declares as fields: ``conv_size=K``
+(K > 0: a short causal convolution of q, k, v, ``kernels.linear_attention.ShortConv``; every built-in kind),
+``output_gate`` (retention and gla) and ``gate_bias_init`` (gla). Register new kinds with
+``@register_attention("name")``; the LM picks one by ``config.model.attention``. Linear kinds (linear | retention | gla) live in ``attention_linear.py``.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlab.kernels.linear_attention import ShortConv
 from jaxlab.registry import registrar
 
 ATTENTION: dict[str, type[nn.Module]] = {}
@@ -69,16 +72,20 @@ class OutProjection(nn.Module):
 
 @register_attention("softmax")
 class SoftmaxAttention(nn.Module):
-    """Multi-head softmax attention with RoPE, via ``jax.nn.dot_product_attention`` (cuDNN on GPU when it fits)."""
+    """Multi-head softmax attention with RoPE, via ``jax.nn.dot_product_attention`` (cuDNN on GPU when it fits).
+    x: [B, T, D] -> [B, T, D]; conv_size K > 0: a short causal convolution of q, k, v before RoPE."""
 
     num_heads: int
     d_model: int
     causal: bool = True
+    conv_size: int = 0
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         q, k, v = QKVProjection(self.num_heads, self.d_model, self.dtype)(x)
+        if self.conv_size:
+            q, k, v = (ShortConv(self.conv_size, self.dtype, name=f"conv_{n}")(t) for n, t in zip("qkv", (q, k, v)))
         pos = jnp.arange(x.shape[1])
         q, k = rope(q, pos), rope(k, pos)
         o = dot_product_attention(q, k, v, self.causal)

@@ -3,6 +3,6 @@
     from jaxlab.kernels.linear_attention import linear_attention, LinearAttention
 """
 from .api import IMPLS, linear_attention, resolve_impl
-from .layer import KINDS, LinearAttention
+from .layer import KINDS, LinearAttention, ShortConv, short_conv
 
-__all__ = ["IMPLS", "KINDS", "LinearAttention", "linear_attention", "resolve_impl"]
+__all__ = ["IMPLS", "KINDS", "LinearAttention", "ShortConv", "linear_attention", "resolve_impl", "short_conv"]
