@@ -58,6 +58,17 @@ def hutchpp(matvec: Callable, params, key: jax.Array, num_matvecs: int):
     return exact + jnp.mean(t), jnp.std(t, ddof=1) / jnp.sqrt(s)
 
 
+def _upper_inverse(R: jax.Array) -> jax.Array:
+    """R⁻¹ of an upper-triangular R [s, s] by back substitution, row by row (s small). Elementwise and GEMV only:
+    a LAPACK solve here hung XLA:CPU under a 400-wide vmap (measured while building this)."""
+    s = R.shape[0]
+    eye = jnp.eye(s, dtype=R.dtype)
+    X = jnp.zeros_like(R)
+    for i in range(s - 1, -1, -1):      # rows below i are done; R[i, :i] = 0 and X[:i] = 0 still
+        X = X.at[i].set((eye[i] - R[i] @ X) / R[i, i])
+    return X
+
+
 def xtrace(matvec: Callable, params, key: jax.Array, num_matvecs: int):
     """XTrace with s = num_matvecs // 2 ≥ 2 test vectors; returns (estimate [], standard error [])."""
     s = num_matvecs // 2
@@ -70,7 +81,7 @@ def xtrace(matvec: Callable, params, key: jax.Array, num_matvecs: int):
     Q, R = jnp.linalg.qr(Y.T)                            # [n, s], [s, s]
     Z = _apply(mv, Q.T).T                                # A Q [n, s]
     H = Q.T @ Z                                          # [s, s]
-    S = jnp.linalg.inv(R).T                              # columns: R⁻ᵀ
+    S = _upper_inverse(R).T                              # columns: R⁻ᵀ
     S = S / jnp.linalg.norm(S, axis=0, keepdims=True)
     sketch = jnp.trace(H) - jnp.einsum("ji,jk,ki->i", S, H, S)                   # tr(Q_iᵀ A Q_i) [s]
     C = Q.T @ Om.T                                       # [s, s]: column i = Qᵀω_i
