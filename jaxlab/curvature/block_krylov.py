@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxlab.curvature.krylov import Krylov, orthogonalise
+from jaxlab.curvature.krylov import Krylov, checks, orthogonalise
 
 PyTree = Any
 
@@ -59,7 +59,7 @@ def block_lanczos(matvec: Callable, params: PyTree, key: jax.Array, *, block_siz
         V = jax.vmap(lambda t: ravel_pytree(t)[0])(v0).astype(dtype)
         X = X.at[: V.shape[0]].set(V + 1e-3 * X[: V.shape[0]] / jnp.sqrt(n))
     X = jnp.linalg.qr(X.T)[0].T
-    check = not (isinstance(tol, (int, float)) and tol == 0)
+    check = checks(tol)
     fill = jax.random.normal(k_fill, (p, n), dtype)
 
     def body(st):

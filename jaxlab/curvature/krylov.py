@@ -76,6 +76,11 @@ def ritz(alpha: jax.Array, beta: jax.Array, m):
     return theta[::-1], s[:, ::-1]
 
 
+def checks(tol) -> bool:
+    """Whether a tolerance asks for the convergence test (a traced one always does; a Python 0 never)."""
+    return not (isinstance(tol, (int, float)) and tol == 0)
+
+
 def run_lanczos(mv: Callable, v: jax.Array, max_iters: int, key: jax.Array, *, k: int = 1, tol=0.0,
                 min_iters: int = 1, aux_like: Any = None) -> _State:
     """The loop on a flat operator: mv(x [n]) -> (A x [n], aux pytree like ``aux_like`` or None).
@@ -89,7 +94,7 @@ def run_lanczos(mv: Callable, v: jax.Array, max_iters: int, key: jax.Array, *, k
     M = int(max_iters)
     tiny = jnp.finfo(dtype).eps ** 0.75
     restart = jax.random.normal(key, (n,), dtype)
-    check = not (isinstance(tol, (int, float)) and tol == 0)
+    check = checks(tol)
     lo = max(int(min_iters), k)
 
     def body(st: _State) -> _State:
@@ -173,8 +178,7 @@ def lanczos_adaptive(matvec: Callable, params: PyTree, key: jax.Array, *, k: int
     theta, s = ritz(st.alpha, st.beta, st.i)
     last = s[jnp.maximum(st.i - 1, 0), :k]
     res = jnp.abs(st.beta[jnp.maximum(st.i - 1, 0)] * last)
-    converged = jnp.all(res <= tol * jnp.abs(theta[:k])) if not isinstance(tol, (int, float)) or tol else \
-        jnp.bool_(False)
+    converged = jnp.all(res <= tol * jnp.abs(theta[:k])) if checks(tol) else jnp.bool_(False)
     vecs = None
     if return_vectors:
         flat_vecs = s[:, :k].T @ st.basis[:M]                                   # [k, n]

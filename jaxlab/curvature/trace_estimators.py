@@ -38,21 +38,26 @@ def _apply(mv: Callable, X: jax.Array) -> jax.Array:
     return jax.lax.map(mv, X)
 
 
+def _blocks(name: str, matvec: Callable, params, num_matvecs: int, parts: int):
+    """(s = num_matvecs // parts ≥ 2, flat operator, n, dtype)."""
+    s = num_matvecs // parts
+    if s < 2:
+        raise ValueError(f"{name}: num_matvecs={num_matvecs}: need >= {2 * parts} ({parts} blocks of >= 2)")
+    flat, mv = _flat(matvec, params)
+    return s, mv, flat.shape[0], flat.dtype
+
+
 def _probes(key, s: int, n: int, dtype):
     return jax.random.rademacher(key, (s, n), dtype)
 
 
 def hutchpp(matvec: Callable, params, key: jax.Array, num_matvecs: int):
     """Hutch++ with s = num_matvecs // 3 ≥ 2 sketch and probe vectors; returns (estimate [], standard error [])."""
-    s = num_matvecs // 3
-    if s < 2:
-        raise ValueError(f"hutchpp: num_matvecs={num_matvecs}: need >= 6 (three blocks of >= 2)")
-    flat, mv = _flat(matvec, params)
-    n = flat.shape[0]
+    s, mv, n, dtype = _blocks("hutchpp", matvec, params, num_matvecs, 3)
     k_s, k_g = jax.random.split(key)
-    Q, _ = jnp.linalg.qr(_apply(mv, _probes(k_s, s, n, flat.dtype)).T)          # [n, s]
+    Q, _ = jnp.linalg.qr(_apply(mv, _probes(k_s, s, n, dtype)).T)               # [n, s]
     exact = jnp.sum(Q * _apply(mv, Q.T).T)                                        # tr(Qᵀ A Q)
-    G = _probes(k_g, s, n, flat.dtype)
+    G = _probes(k_g, s, n, dtype)
     G = G - (G @ Q) @ Q.T                                                         # (I − QQᵀ) g, rows
     t = jnp.sum(G * _apply(mv, G), axis=1)                                        # g ⊥ Q: gᵀ(I−QQᵀ)A(I−QQᵀ)g
     return exact + jnp.mean(t), jnp.std(t, ddof=1) / jnp.sqrt(s)
@@ -71,12 +76,8 @@ def _upper_inverse(R: jax.Array) -> jax.Array:
 
 def xtrace(matvec: Callable, params, key: jax.Array, num_matvecs: int):
     """XTrace with s = num_matvecs // 2 ≥ 2 test vectors; returns (estimate [], standard error [])."""
-    s = num_matvecs // 2
-    if s < 2:
-        raise ValueError(f"xtrace: num_matvecs={num_matvecs}: need >= 4 (two blocks of >= 2)")
-    flat, mv = _flat(matvec, params)
-    n = flat.shape[0]
-    Om = _probes(key, s, n, flat.dtype)                  # [s, n]: rows ω_i
+    s, mv, n, dtype = _blocks("xtrace", matvec, params, num_matvecs, 2)
+    Om = _probes(key, s, n, dtype)                       # [s, n]: rows ω_i
     Y = _apply(mv, Om)                                   # [s, n]: rows A ω_i
     Q, R = jnp.linalg.qr(Y.T)                            # [n, s], [s, s]
     Z = _apply(mv, Q.T).T                                # A Q [n, s]
