@@ -25,7 +25,9 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from jaxlab.curvature.spectrum import hutchinson_trace as hutchinson  # noqa: F401  (the same interface)
+from jaxlab.curvature.spectrum import hutchinson_trace as hutchinson  # the same interface
+
+__all__ = ["hutchinson", "hutchpp", "xtrace"]
 
 
 def _flat(matvec: Callable, params):
