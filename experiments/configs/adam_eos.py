@@ -18,6 +18,7 @@ def get_config():
     c.train.steps = 1000                       # at these steps the ratio reaches 0.9 within 200 steps
     c.curvature.every = 20                     # 51 measurements: enough for the plateau test over the last half
     c.curvature.num_iters = 20                 # the preconditioned Lanczos starts cold at every measurement
+    c.curvature.tol = 0.0                      # 20 fixed steps, as docs/stability.md's numbers were measured
     c.curvature.quantities = ("sharpness",)    # + preconditioned (added for adam)
     c.sweep.axes = "optim.lr=5e-4,1e-3,2e-3"
     return c

@@ -18,5 +18,6 @@ def get_config():
     c.train.log_every = 1
     c.train.eval_every = 100
     c.curvature.every = 20
+    c.curvature.tol, c.curvature.num_iters = 0.0, 10   # 10 fixed warm steps, as its docs/curvature.md numbers were measured
     c.sweep.axes = "optim.lr=0.1;optim.weight_decay=0,0.003,0.01,0.03"
     return c

@@ -2,6 +2,8 @@
 
     python -m jaxlab.bench.curvature                      # MLP 40-200-200-10 tanh and CNN (32, 32) relu, MSE
     python -m jaxlab.bench.curvature --models=mlp --examples=1000 --iters=20 --repeats=5
+    python -m jaxlab.bench.curvature --peers     # against matfree's Lanczos, same process (jaxlab.bench.curvature_peers)
+    python -m jaxlab.bench.curvature --lm        # Transformer LM HVP memory, plain vs chunked over tokens
 
 Data: ``--examples`` random MNIST-1D-shaped inputs [N, 40] and labels in 0..9 (the cost does not depend on the
 values). Every entry is the fastest of --repeats wall times of a compiled call (compilation excluded), on the device JAX picks.
@@ -93,11 +95,20 @@ def warm_start_rows(loss_fn, params, batch, key, chunk: int, lr: float = 0.05, i
 
 
 def parser():
-    return make_parser(__doc__, models="mlp,cnn", examples=1000, iters=20, chunk=500, repeats=10)
+    return make_parser(__doc__, models="mlp,cnn", examples=1000, iters=20, chunk=500, repeats=10, peers=False,
+                       lm=False)
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    if args.lm:
+        from jaxlab.bench import curvature_lm
+        curvature_lm.main(args)
+    if args.peers:
+        from jaxlab.bench import curvature_peers
+        curvature_peers.main(repeats=min(args.repeats, 7))
+    if args.lm or args.peers:
+        return
     for name in args.models.split(","):
         bench_model(name, args.examples, args.iters, args.chunk, args.repeats)
 

@@ -7,7 +7,8 @@
     eigvals, eigvecs = lobpcg_top_k(matvec, params, X0, num_iters=10)   # warm start from previous eigvecs
     eigvals, eigvecs = lanczos(matvec, params, key, 10, k=1, v0=u_prev)  # Lanczos restarted from u_prev
 
-All are jittable: one ``lax.fori_loop`` (or LOBPCG's while loop), no Python per iteration. ``matvec`` maps a
+All are jittable: one ``lax.while_loop`` of fixed length (``krylov.run_lanczos``; LOBPCG's own while loop), no
+Python per iteration. ``matvec`` maps a
 pytree like ``params`` to one like ``params``; only the structure/dtype of ``params`` is used. Internally the
 Krylov basis is a flat [m+1, n] array (n = number of parameters), so memory is (m+1)·n floats.
 """
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxlab.curvature import linalg
+from jaxlab.curvature.krylov import run_lanczos
 from jaxlab.tree import tree_random_normal, tree_scale, tree_vdot
 
 PyTree = Any
@@ -49,43 +51,13 @@ def lanczos_tridiag(mv: Callable, v: jax.Array, m: int, key: jax.Array):
     """m Lanczos steps of the flat symmetric operator ``mv`` ([n] -> [n]) from ``v`` [n] (normalised here).
 
     Returns (basis [m+1, n] orthonormal rows, alpha [m], beta [m]): T = tridiag(beta[:-1], alpha, beta[:-1]) is
-    the projection of the operator on span(basis[:m]). Full reorthogonalisation (classical Gram–Schmidt, twice);
-    on breakdown (β ≈ 0: the Krylov space is invariant) β is set to 0 and the iteration continues from a random
-    vector (from ``key``) orthogonal to the basis, so T's eigenvalues remain eigenvalues of the operator.
+    the projection of the operator on span(basis[:m]). Full reorthogonalisation (classical Gram–Schmidt, twice,
+    over the rows filled so far: :func:`jaxlab.curvature.krylov.run_lanczos` with tol = 0); on breakdown (β ≈ 0:
+    the Krylov space is invariant) β is set to 0 and the iteration continues from a random vector (from ``key``)
+    orthogonal to the basis, so T's eigenvalues remain eigenvalues of the operator.
     """
-    n, dtype = v.shape[0], v.dtype
-    v = v / jnp.linalg.norm(v)
-    tiny = jnp.finfo(dtype).eps ** 0.75
-    restart = jax.random.normal(key, (n,), dtype)
-
-    def reorth(w, basis):
-        # Rows of basis not yet filled are zero, so one [m+1, n] product serves every step.
-        w = w - basis.T @ (basis @ w)
-        return w - basis.T @ (basis @ w)
-
-    def body(i, carry):
-        basis, alpha, beta, scale = carry
-        vi = basis[i]
-        w = mv(vi)
-        a = jnp.vdot(vi, w)
-        w = reorth(w, basis)
-        b = jnp.linalg.norm(w)
-        scale = jnp.maximum(scale, jnp.abs(a) + b)
-        broke = b <= tiny * scale
-        # On breakdown a fresh direction orthogonal to the basis (a rolled copy of one random vector: an RNG
-        # call inside the loop triples compile time); lax.cond keeps its cost off the normal path.
-        def fresh(_):
-            r = reorth(jnp.roll(restart, i), basis)
-            return r / jnp.maximum(jnp.linalg.norm(r), jnp.finfo(dtype).tiny)   # r = 0 once the basis spans R^n
-
-        nxt = jax.lax.cond(broke, fresh, lambda _: w / jnp.where(broke, 1.0, b), None)
-        basis = basis.at[i + 1].set(nxt)
-        return basis, alpha.at[i].set(a), beta.at[i].set(jnp.where(broke, 0.0, b)), scale
-
-    basis = jnp.zeros((m + 1, n), dtype).at[0].set(v)
-    init = (basis, jnp.zeros(m, dtype), jnp.zeros(m, dtype), jnp.zeros([], dtype))
-    basis, alpha, beta, _ = jax.lax.fori_loop(0, m, body, init)
-    return basis, alpha, beta
+    st = run_lanczos(lambda x: (mv(x), None), v, m, key)
+    return st.basis[: m + 1], st.alpha, st.beta
 
 
 def tridiag_eigh(alpha: jax.Array, beta: jax.Array):

@@ -30,3 +30,4 @@ eigvals = one_at_a_time(jnp.linalg.eigvals)                        # a [n, n] ->
 svd = one_at_a_time(jnp.linalg.svd)                                # a [m, n] -> (u [m, m], s descending, vh [n, n])
 svdvals = one_at_a_time(partial(jnp.linalg.svd, compute_uv=False))  # a [m, n] -> s [min(m, n)] descending
 solve = one_at_a_time(jnp.linalg.solve)                            # a [n, n], b [n] -> x [n] with a x = b
+qr = one_at_a_time(jnp.linalg.qr)                                  # a [m, n] -> (q [m, k], r [k, n]), k = min(m, n)

@@ -6,6 +6,8 @@
     vals, _ = ntk_top_eigenvalues(apply_fn, params, x, key, 20, scale=scale, row_weights=w)  # = masked GGN λ
     mv = ggn_matvec(apply_fn, out_loss_fn, params, (x, y))   # v -> Jᵀ H_out J v on pytrees like params
     vals, vecs = lanczos(mv, params, key, 20)               # the GGN through the Hessian's interface
+    e0, rr = ntk_start_from_krylov(JV, w, scale)        # from J V of a Hessian Lanczos run: the GGN's Ritz pair
+    res = ntk_adaptive(lin.jvp, lin.vjp, lin.outputs, key, row_weights=w, scale=scale, tol=1e-3, v0=e0)
 
 apply_fn(params, x) -> outputs [N, C] (e.g. ``lambda p, x: model.apply({"params": p}, x)``). The network is
 linearised once per call (one forward pass, residuals kept); each matvec is one JVP + one transposed JVP, so the
@@ -22,6 +24,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxlab.curvature import linalg
+from jaxlab.curvature.krylov import Krylov, lanczos_adaptive
 from jaxlab.curvature.lanczos import lanczos
 
 
@@ -104,3 +108,33 @@ def ggn_matvec(apply_fn: Callable, out_loss_fn: Callable, params, batch):
         return vjp(h_jv)
 
     return matvec
+
+
+def ntk_adaptive(jvp: Callable, vjp: Callable, outputs, key: jax.Array, *, row_weights, scale, k: int = 1,
+                 tol=1e-3, max_iters: int = 40, v0=None) -> Krylov:
+    """Top-k of scale · W^½ J Jᵀ W^½ in output space by ``krylov.lanczos_adaptive`` (stopped by Ritz residuals).
+
+    jvp: params-tangent -> outputs-like; vjp: outputs-like -> params (e.g. from ``jaxlab.curvature.linearise``);
+    outputs: the outputs (shape/dtype only); row_weights [..rows] and scale as :func:`mse_row_weights` gives them;
+    v0: a start vector like outputs (e.g. the previous measurement's, or :func:`ntk_start_from_krylov`'s).
+    Returns ``Krylov`` with eigvecs [k, ...outputs] (unit) always computed.
+    """
+    r = jnp.sqrt(jnp.asarray(row_weights, outputs.dtype))[..., None]
+    mv = lambda u: scale * r * jvp(vjp(r * u))  # noqa: E731
+    like = jnp.zeros(outputs.shape, outputs.dtype)
+    return lanczos_adaptive(mv, like, key, k=k, tol=tol, max_iters=min(int(max_iters), like.size), v0=v0,
+                            return_vectors=True)
+
+
+def ntk_start_from_krylov(JV: jax.Array, row_weights, scale):
+    """The Gauss–Newton matrix's Rayleigh–Ritz pair on a Hessian Krylov space, from its recorded J v_i.
+
+    JV [M, ...outputs]: J v_i of orthonormal v_i (rows past the steps done are zero: they add zero eigenvalues).
+    With A = W^½ J V, Vᵀ G V = scale · A Aᵀ [M, M]; its top eigenpair (μ, s) gives μ ≤ λ1(G) and the output-space
+    vector e = W^½ J V s, a start for :func:`ntk_adaptive` (the NTK's eigenvector is W^½ J g for G's g).
+    Returns (e [...outputs], μ []).
+    """
+    r = jnp.sqrt(jnp.asarray(row_weights, JV.dtype))[None, ..., None]
+    A = (r * JV).reshape(JV.shape[0], -1)
+    theta, s = linalg.eigh(scale * (A @ A.T))
+    return (s[:, -1] @ A).reshape(JV.shape[1:]), theta[-1]

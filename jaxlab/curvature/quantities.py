@@ -19,6 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlab.curvature import linalg
 from jaxlab.curvature.alignment import alignment, layer_shares
+from jaxlab.curvature.krylov import lanczos_adaptive
 from jaxlab.curvature.lanczos import lanczos
 from jaxlab.curvature.ntk import mse_row_weights, ntk_top_eigenvalues
 from jaxlab.curvature.preconditioned import preconditioned_matvec
@@ -42,6 +43,8 @@ class Context(NamedTuple):
     trace: Any = None          # (mean, stderr) of the Hutchinson trace
     grads: Any = None          # the gradient the next step uses, on the curvature set
     precond: Any = None        # the declared preconditioner P of the next step (pytree like params)
+    krylov: Any = None         # the Hessian's Lanczos result (jaxlab.curvature.krylov.Krylov)
+    ntk: Any = None            # (NTK λ1 [], operator products []) when the tracker computed it (shared pass)
 
 
 class Quantity(NamedTuple):
@@ -52,6 +55,7 @@ class Quantity(NamedTuple):
     needs_trace: bool = False       # reads the shared Hutchinson trace (mean, stderr)
     needs_precond: bool = False     # reads the optimiser's declared preconditioner (and so the gradient)
     needs_step: bool = False        # reads the optimiser's real step (the tracker must be called with step=)
+    needs_ntk: bool = False         # reads the NTK λ1 the tracker computes from the shared linearisation
 
 
 QUANTITIES: dict[str, Quantity] = {}
@@ -89,6 +93,15 @@ def operator_matvec(ctx: Context) -> Callable:
     return ctx.matvec if ctx.precond is None else preconditioned_matvec(ctx.matvec, ctx.precond)
 
 
+def top_eigenvalue(ctx: Context, matvec: Callable, key: jax.Array, k: int = 1):
+    """Top-k eigenvalues [k] of ``matvec``: Lanczos of ``curvature.num_iters`` steps, or with ``curvature.tol`` > 0
+    stopped by its Ritz residuals (num_iters the cap)."""
+    t = ctx.tracker
+    if t.tol > 0:
+        return lanczos_adaptive(matvec, ctx.params, key, k=k, tol=t.tol, max_iters=t.num_iters).eigvals
+    return lanczos(matvec, ctx.params, key, t.num_iters, k=k)[0]
+
+
 def dense_operator_eigvalsh(ctx: Context):
     """The operator's full spectrum [d] (ascending): the dense Hessian, preconditioned when declared."""
     flat, unravel = ravel_pytree(ctx.params)
@@ -121,9 +134,11 @@ def _trace(ctx: Context) -> dict:
     return {"hessian_trace": mean, "hessian_trace_stderr": stderr}
 
 
-@register_quantity("ntk")
+@register_quantity("ntk", needs_ntk=True)
 def _ntk(ctx: Context) -> dict:
     t = ctx.tracker
+    if ctx.ntk is not None:   # from the shared linearisation, warm-started (jaxlab.curvature.tracker)
+        return {"ntk_max": ctx.ntk[0], "ntk_iters": ctx.ntk[1]}
     if t.loss_kind != "mse":  # for cross-entropy J Jᵀ/n is not the Gauss–Newton matrix: no number beats a wrong one
         raise ValueError(f"curvature quantity 'ntk' describes an MSE loss, not {t.loss_kind or 'an unnamed loss'!r}")
     x, y = ctx.batch
@@ -137,7 +152,7 @@ def _ntk(ctx: Context) -> dict:
 
 @register_quantity("preconditioned", needs_precond=True)
 def _preconditioned(ctx: Context) -> dict:
-    ev, _ = lanczos(operator_matvec(ctx), ctx.params, jax.random.fold_in(ctx.key, 3), ctx.tracker.num_iters, k=1)
+    ev = top_eigenvalue(ctx, operator_matvec(ctx), jax.random.fold_in(ctx.key, 3))
     return {"preconditioned_sharpness": ev[0]}
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxlab.curvature.lanczos import lanczos
-from jaxlab.curvature.quantities import Context, operator_matvec, register_quantity
+from jaxlab.curvature.quantities import Context, operator_matvec, register_quantity, top_eigenvalue
 from jaxlab.curvature.spectrum import positive_trace
 from jaxlab.curvature.zo_stability import commutator_ratio, critical_lr, critical_lr_bounds
 
@@ -26,7 +25,7 @@ from jaxlab.curvature.zo_stability import commutator_ratio, critical_lr, critica
 def _zo_stability(ctx: Context) -> dict:
     t = ctx.tracker
     mv = operator_matvec(ctx)
-    lam, _ = lanczos(mv, ctx.params, jax.random.fold_in(ctx.key, 8), t.num_iters, k=1)
+    lam = top_eigenvalue(ctx, mv, jax.random.fold_in(ctx.key, 8))
     tr, se = positive_trace(mv, ctx.params, jax.random.fold_in(ctx.key, 9), t.num_iters, t.trace_samples)
     lo, hi = critical_lr_bounds(lam[0], tr, t.zo_directions, t.declared.mode_map, ctx.numbers)
     lr = ctx.numbers.lr

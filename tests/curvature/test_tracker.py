@@ -201,6 +201,7 @@ def test_warm_start_carries_eigenvectors_and_beats_a_cold_start(x64):
     measure = make_tracker(config, trainer.loss_fn)
     carry = measure.init(params)
     assert all(float(jnp.abs(c).max()) == 0 for c in jax.tree.leaves(carry))
+    assert jax.tree.structure(carry["vectors"]) == jax.tree.structure(params)
     nums = numbers(config, 0.05)
     first, first_carry = measure(params, None, nums, batch, carry)       # 80 iterations from the seed's vector
     for _ in range(3):
@@ -214,19 +215,20 @@ def test_warm_start_carries_eigenvectors_and_beats_a_cold_start(x64):
     assert warm_err < 1e-5, (warm_err, cold_err)
     assert cold_err > 100 * warm_err, (warm_err, cold_err)
     assert warm_carry is not None and cold_carry is None
-    assert jax.tree.structure(warm_carry) == jax.tree.structure(params)
+    assert jax.tree.structure(warm_carry["vectors"]) == jax.tree.structure(params)   # leading axis k
 
 
 def test_run_threads_the_warm_start_carry(tmp_path):
-    """run() moves each measurement's carry into TrainState.curv: the final state holds the last top eigenvector
-    (unit norm), and warm- and cold-started runs record the same sharpness at full accuracy."""
+    """run() moves each measurement's carry into TrainState.curv: the final state holds the last top Ritz vector
+    (unit norm, in {"vectors": [k, ...]}), and warm- and cold-started runs record the same sharpness at full
+    accuracy."""
     from jaxlab.train import run
 
     config = small_config()
     config.curvature.num_iters, config.curvature.k = 40, 1
     config.curvature.quantities = ("sharpness",)
     warm = run(config, seed=0)
-    u = warm.state.curv
+    u = warm.state.curv["vectors"]
     norm = float(jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(u))))
     np.testing.assert_allclose(norm, 1.0, rtol=1e-5)
     config.curvature.warm_start = False
