@@ -101,7 +101,9 @@ def test_pallas_and_xla_mixers_agree():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_lm_learns_mqar(kind, tiny_config):
-    """Training loss falls below the value marginal's entropy log(V/2): the model recalls, not just guesses."""
+    """Training loss falls 0.3 nats below a uniform guess over the value pool, log(V − 1) (keys and values share
+    tokens 1..V−1): the mixer carries the context's tokens to the query. Recall beyond the bag of values
+    (log 2K) needs the short convolution and more steps: tests/test_lm_recall.py, experiments.mqar_recall."""
     c = tiny_config
     c.data.name, c.data.seq_len, c.data.vocab_size, c.data.num_kv_pairs, c.data.num_examples = "mqar", 24, 32, 4, 512
     c.data.num_train = c.data.num_test = 0
@@ -111,4 +113,4 @@ def test_lm_learns_mqar(kind, tiny_config):
     c.train.batch_size, c.train.steps = 64, 100
     res = run(c, 0)
     first, last = res.records[0]["train_loss"], res.records[-1]["train_loss"]
-    assert last < np.log(c.data.vocab_size / 2) < first
+    assert last < np.log(c.data.vocab_size - 1) - 0.3 and np.log(c.data.vocab_size - 1) < first

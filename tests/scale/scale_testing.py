@@ -10,7 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def env(devices: int) -> dict:
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu",
             "PYTHONPATH": os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")])}
 
 
@@ -24,13 +25,15 @@ def run_script(script: str, devices: int = 8, timeout: int = 600):
 
 def eos_config(steps: int = 50):
     """The default EoS experiment's config (experiments/configs/eos_weight_decay.py: MLP 40-200-200-10, MSE,
-    full-batch GD on 1000 MNIST-1D examples, curvature every 50 steps), cut to ``steps`` steps."""
+    full-batch GD on 1000 MNIST-1D examples, curvature every 50 steps), cut to ``steps`` steps, with λ1 and λ2 by
+    10 fixed Lanczos steps: the adaptive tracker and the NTK on a data mesh are test_curvature_sharded's."""
     sys.path.insert(0, os.path.join(ROOT, "experiments", "configs"))
     from eos_weight_decay import get_config
 
     c = get_config()
     c.train.steps = steps
     c.train.progress = False
+    c.curvature.quantities, c.curvature.num_iters, c.curvature.tol = ("sharpness", "eig_gap"), 10, 0.0
     return c
 
 

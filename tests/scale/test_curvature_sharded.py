@@ -1,5 +1,5 @@
 """Curvature on a data-sharded curvature set (8 forced host devices, in a subprocess) gives the one-device
-numbers: λ1..λk (Lanczos on HVPs), Hutchinson trace, NTK λ1 and Adam-preconditioned λ1, with whole-set and
+numbers: λ1..λk (adaptive Lanczos on HVPs), Hutchinson trace, NTK λ1 and Adam-preconditioned λ1, with whole-set and
 chunked HVPs (chunks within each shard). Tolerance 1e-5 relative (float32 reduction order only: same probes)."""
 import numpy as np
 from scale_testing import run_script
@@ -22,7 +22,7 @@ c.optim.lr = 1e-3
 c.train.steps, c.train.log_every = 10, 5
 c.curvature.every = 5
 c.curvature.quantities = ("sharpness", "eig_gap", "trace", "ntk", "preconditioned")
-c.curvature.num_iters = 12
+c.curvature.num_iters, c.curvature.tol = 12, 1e-3   # adaptive: stops on its Ritz residuals or at the cap
 dataset = data_lib.get_dataset(c.data)
 hp = optim.traced_numbers(c.optim)
 mesh = mesh_lib.make_mesh(c.mesh)  # data=8

@@ -28,6 +28,11 @@ def tracked_config(optimizer: str):
     return c
 
 
+# float32 reduction order only. Adam's P⁻¹ = 1/(√v̂ + ε) after 20 steps (λ1(P⁻¹H) ≈ 3,300) amplifies it: the sweep
+# and the separate run differ by 4e-5 under the suite's XLA flags (tests/conftest.py), 1e-5 under XLA's defaults.
+RTOL = {"momentum": 1e-5, "adam": 1e-4}
+
+
 @pytest.mark.parametrize("optimizer,path,values,keys", [
     ("momentum", "optim.momentum", [0.5, 0.9], ("eos_threshold", "sharpness", "sharpness_ratio")),
     ("adam", "optim.b1", [0.8, 0.9], ("eos_threshold", "preconditioned_sharpness", "sharpness_ratio")),
@@ -42,7 +47,7 @@ def test_swept_beta_reaches_thresholds_and_preconditioners(optimizer, path, valu
             assert rec["step"] == want["step"]
             for k in keys:
                 if k in want:
-                    np.testing.assert_allclose(rec[k], want[k], rtol=1e-5, err_msg=f"{path}={value} {k}")
+                    np.testing.assert_allclose(rec[k], want[k], rtol=RTOL[optimizer], err_msg=f"{path}={value} {k}")
         measured = [rec for rec in alone.records if "eos_threshold" in rec]
         assert measured, "no curvature record"
     if optimizer == "momentum":  # the closed form (2 + 2β)/η, per run
