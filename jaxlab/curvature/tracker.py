@@ -93,6 +93,10 @@ def default_config() -> ml_collections.ConfigDict:
         slq_iters=64,          # Lanczos steps per SLQ probe of sharpness_dim_slq (probes: trace_samples)
         seed=0,                # the curvature key, folded with the training step at each measurement
         warm_start=True,       # start each measurement's Lanczos from the previous top-k eigenvectors
+        runs="auto",           # a sweep's vmapped runs: "loop" measures one run at a time, so each stops its Lanczos
+                               # on its own residuals (fewer products where batching does not pay, as on a CPU);
+                               # "batched" vmaps them (one loop that runs until the slowest stops); "auto": loop on
+                               # a CPU when tol > 0, batched elsewhere
     ))
 
 
@@ -122,6 +126,7 @@ class Tracker:
     tol: float = 0.0                     # Ritz residual tolerance (0: num_iters steps exactly)
     block_size: int = 0                  # >= 2: block Lanczos (vmapped HVPs)
     trace_estimator: str = "hutchinson"
+    runs: str = "auto"                   # loop | batched | auto: how vmapped runs measure (loops_runs)
     out_loss: Callable | None = None     # (outputs, y) -> scalar with loss_fn(p, (x, y)) = out_loss(apply_fn(p, x), y)
 
     def needs(self, flag: str) -> bool:
@@ -139,6 +144,14 @@ class Tracker:
     @property
     def warm(self) -> bool:
         return self.warm_start and self.needs_eigs
+
+    def loops_runs(self) -> bool:
+        """Whether vmapped runs measure one at a time (curvature.runs). Under vmap an adaptive while-loop runs
+        until its slowest member stops, and on a CPU a vmapped batch of HVPs costs per vector what single ones
+        do, so a loop of runs spends fewer products for the same numbers; an accelerator batches them well."""
+        if self.runs == "auto":
+            return self.tol > 0 and jax.default_backend() == "cpu"
+        return self.runs == "loop"
 
     @property
     def joint(self) -> bool:
@@ -276,7 +289,7 @@ def make_tracker(config, loss_fn: Callable, *, declared: Declared | None = None,
                    zo_directions=int(config.optim.zo_directions), batch_size=int(config.train.batch_size),
                    decay_mask=decay_mask, loss_kind=config.loss.name if loss_kind is None else loss_kind,
                    data_shards=data_shards, tol=float(cfg.tol), block_size=int(cfg.block_size),
-                   trace_estimator=cfg.trace_estimator, out_loss=out_loss)
+                   trace_estimator=cfg.trace_estimator, out_loss=out_loss, runs=cfg.runs)
 
 
 def inapplicable(names, declared: Declared) -> str:
@@ -318,6 +331,7 @@ def check(config, declared: Declared | None = None):
     require(c.tol >= 0, "curvature.tol", c.tol, "must be >= 0 (0 = num_iters Lanczos steps exactly)")
     require(c.block_size >= 0, "curvature.block_size", c.block_size, "must be >= 0 (0 or 1 = single-vector Lanczos)")
     require_choice("curvature.trace_estimator", c.trace_estimator, TRACE_ESTIMATORS)
+    require_choice("curvature.runs", c.runs, ("auto", "loop", "batched"))
     if any(QUANTITIES[n].needs_trace for n in names) or "zo_stability" in names:
         least = {"hutchinson": 2, "hutchpp": 6, "xtrace": 4}[c.trace_estimator]
         require(c.trace_samples >= least, "curvature.trace_samples", c.trace_samples,

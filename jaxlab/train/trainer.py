@@ -181,10 +181,14 @@ class Trainer:
         out.update(optim.optim_metrics(p, state.opt_state, out["lr"], self.config.optim, numbers))
         carry = None  # unchanged unless measured: returning state.curv would copy it out of every measurement
         if curvature and self.tracker is not None:
-            step = self.optimizer_step(numbers) if self.tracker.needs_step else None
-            rec, carry = self.tracker(p, state.opt_state, numbers._replace(lr=out["lr"]),
-                                      (data["x_curv"], data["y_curv"]), state.curv,
-                                      t=state.step, step=step)
+            def track(p, opt_state, numbers, lr, batch, curv, t):
+                step = self.optimizer_step(numbers) if self.tracker.needs_step else None
+                return self.tracker(p, opt_state, numbers._replace(lr=lr), batch, curv, t=t, step=step)
+
+            if self.tracker.loops_runs():  # vmap over runs becomes a loop: each run's Lanczos stops on its own
+                track = jax.custom_batching.sequential_vmap(track)
+            rec, carry = track(p, state.opt_state, numbers, out["lr"], (data["x_curv"], data["y_curv"]), state.curv,
+                               state.step)
             out.update(rec)
         out["diverged"] = state.diverged
         return out, carry
