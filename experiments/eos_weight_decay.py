@@ -15,7 +15,7 @@ from jaxlab.sweep import sweep
 
 # What `python -m experiments` lists: the purpose, and the time on 2 CPU cores (docs/experiments.md).
 PURPOSE = "Edge of stability and weight decay (full-batch GD)"
-CPU_TIME = "~2.7 min (MLP), ~2 min (CNN)"
+CPU_TIME = "2 min 10 s wall on 2 idle cores (MLP), ~2 min (CNN)"
 
 
 def write_eos_outputs(results, workdir: str, print_table: bool = True, title: str = "", claim=None) -> dict:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import chi2, norm, t as student_t
 
 MIN_POINTS = 6
 VERDICTS = ("plateaued", "drifting", "undecided")
@@ -140,6 +139,8 @@ def plateau_test(steps, values, *, frac: float = 0.5, tolerance: float = 0.05, a
             return _undecided(out)
         scale = 1.0 / abs(out["level"])
     change, se = slope * scale, se * scale
+    from scipy.stats import t as student_t  # here, not at the top: scipy.stats costs every CLI start ~0.7 s
+
     half = float(student_t.ppf(1.0 - alpha, dof)) * se
     lo, hi = change - half, change + half
     # The sign is tested two-sided at α (not with the 90% CI), so a flat curve is called drifting ≈ α of the time.
@@ -178,6 +179,8 @@ def flat_pass_probability(n: int, noise_sd: float, tol: float, alpha: float = 0.
     se = change_se_white(n, noise_sd)
     if se == 0:
         return 1.0
+    from scipy.stats import chi2, norm, t as student_t
+
     dof = slope_se_hac(np.linspace(0.0, 1.0, n), np.zeros(n), newey_west_lag(n))[1]   # the test's own ν
     v = chi2.ppf((np.arange(400) + 0.5) / 400, dof) / dof
     return float(np.mean(np.maximum(2.0 * norm.cdf(tol / se - student_t.ppf(1.0 - alpha, dof) * np.sqrt(v)) - 1.0,
