@@ -1,20 +1,36 @@
 """Test-wide JAX settings: rank promotion is an error (catches silent broadcasting bugs); XLA:CPU compiles without
-LLVM's expensive optimisations (TEST_XLA_FLAGS), since compiling, not running, is most of the suite's time.
+LLVM's expensive optimisations (TEST_XLA_FLAGS) and through one persistent compilation cache, since compiling, not
+running, is most of the suite's time.
 
 The flags cut the suite's CPU time by about a third and change no test's verdict: every comparison is against a
 reference compiled the same way, or within a stated tolerance of float rounding. ``XLA_FLAGS= python -m pytest``
 (set, even empty) runs the suite with XLA's defaults instead; subprocesses inherit whichever was used.
 """
 import os
+import shutil
+import tempfile
 
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("XLA_FLAGS", TEST_XLA_FLAGS)
+# One persistent compilation cache for the session, shared by the xdist workers and every subprocess (they inherit
+# the environment): tests compile the same programs again (a resumed run, a sweep's reference runs, a run that
+# a subprocess repeats), and a hit skips XLA. Keyed by the program and the flags, so it cannot change a result. Removed at exit.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxlab-tests-xla-cache-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE and not hasattr(config, "workerinput"):   # the controller made it; workers share it
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

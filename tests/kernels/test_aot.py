@@ -28,6 +28,13 @@ BASELINE = os.path.join(ROOT, "tests", "kernels", "aot_spills.json")
 TARGETS = {"default": ("sm_90", "v5e"), "other": ("sm_80", "v6e")}
 
 
+def _aot_env() -> dict:
+    """Every platform visible, and no persistent cache (compile-only TPU clients cannot serialise executables)."""
+    env = dict(os.environ, JAX_PLATFORMS="")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    return env
+
+
 def _install():
     env = dict(os.environ, PYTHON=sys.executable)
     inst = subprocess.run(["bash", os.path.join(ROOT, "kernels", "aot_env.sh")], env=env, capture_output=True,
@@ -44,7 +51,7 @@ def report(request, tmp_path_factory):
     arch, gen = TARGETS[request.param]
     out = tmp_path_factory.mktemp("aot") / "aot.json"
     run = subprocess.run([sys.executable, "-m", "kernels.aot", "--gpu", arch, "--tpu", gen, "--json", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=1200, env=dict(os.environ, JAX_PLATFORMS=""))
+                         cwd=ROOT, capture_output=True, text=True, timeout=1200, env=_aot_env())
     assert out.exists(), run.stderr[-3000:]
     return json.loads(out.read_text()), run
 
