@@ -99,7 +99,9 @@ def test_pallas_and_xla_mixers_agree():
     np.testing.assert_allclose(layers["pallas"].apply(params, x), layers["xla"].apply(params, x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+# retention and gla train through the same kernel as linear (their gradients: tests/test_lm_hvp.py, tests/kernels)
+@pytest.mark.parametrize("kind", ["linear", pytest.param("retention", marks=pytest.mark.slow),
+                                  pytest.param("gla", marks=pytest.mark.slow)])
 def test_lm_learns_mqar(kind, tiny_config):
     """Training loss falls 0.3 nats below a uniform guess over the value pool, log(V − 1) (keys and values share
     tokens 1..V−1): the mixer carries the context's tokens to the query. Recall beyond the bag of values

@@ -78,7 +78,8 @@ def test_sigkill_during_save_then_resume(tmp_path, assert_same_state):
     from jaxlab.experiment import run_grid
 
     overrides = {"data.num_train": 256, "data.num_test": 128, "model.widths": (32, 32), "train.steps": 200,
-                 "checkpoint.every": 10, "checkpoint.keep_last": 0, "sweep.axes": "", "train.progress": False}
+                 "checkpoint.every": 10, "checkpoint.keep_last": 0, "sweep.axes": "", "train.progress": False,
+                 "curvature.quantities": ("sharpness",)}   # λ1 and its warm-start carry, which the checkpoint holds
     workdir = str(tmp_path / "run")
     cmd = [sys.executable, "-m", "experiments.eos_weight_decay", f"--workdir={workdir}"] + [
         f"--config.{k}={v}" for k, v in overrides.items()]

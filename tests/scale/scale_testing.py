@@ -24,9 +24,10 @@ def run_script(script: str, devices: int = 8, timeout: int = 600):
 
 
 def eos_config(steps: int = 50):
-    """The default EoS experiment's config (experiments/configs/eos_weight_decay.py: MLP 40-200-200-10, MSE,
-    full-batch GD on 1000 MNIST-1D examples, curvature every 50 steps), cut to ``steps`` steps, with λ1 and λ2 by
-    10 fixed Lanczos steps: the adaptive tracker and the NTK on a data mesh are test_curvature_sharded's."""
+    """The default EoS experiment's config (experiments/configs/eos_weight_decay.py: MSE, full-batch GD on 1000
+    MNIST-1D examples, curvature every 50 steps), cut to ``steps`` steps, with a 40-64-64-10 MLP (what the mesh
+    splits is the same at any width) and λ1, λ2 by 10 fixed Lanczos steps: the adaptive tracker and the NTK on a
+    data mesh are test_curvature_sharded's."""
     sys.path.insert(0, os.path.join(ROOT, "experiments", "configs"))
     from eos_weight_decay import get_config
 
@@ -34,6 +35,7 @@ def eos_config(steps: int = 50):
     c.train.steps = steps
     c.train.progress = False
     c.curvature.quantities, c.curvature.num_iters, c.curvature.tol = ("sharpness", "eig_gap"), 10, 0.0
+    c.model.widths = (64, 64)
     return c
 
 
