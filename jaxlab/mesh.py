@@ -2,6 +2,7 @@
 
     mesh = make_mesh(config.mesh, sweep=False)        # Mesh over every device, axes ("runs", "data", "fsdp")
     data = place_examples(mesh, arrays)               # [N, ...] arrays split over data × fsdp along N
+    env = host_devices_env(8, root)                   # a subprocess's environment: 8 CPU devices, root importable
     shardings = state_shardings(mesh, abstract_state, run_axis=False)
 
 Axes (always all three; an unused one has size 1, so one code path serves every shape):
@@ -19,6 +20,7 @@ This module imports only jax and the config floor (an ingredient: drivers build 
 from __future__ import annotations
 
 import math
+import os
 from typing import Sequence
 
 import jax
@@ -121,3 +123,12 @@ def tree_shardings(mesh: Mesh, tree, run_axis: bool, fsdp: bool):
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
+
+
+def host_devices_env(devices: int, *paths: str) -> dict[str, str]:
+    """This process's environment for a subprocess that sees ``devices`` CPU devices (XLA reads the flag once, when
+    its backend starts, so a process cannot change its own count): XLA_FLAGS as given plus the forced device count,
+    JAX_PLATFORMS=cpu, and ``paths`` put before PYTHONPATH."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])}

@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 
+from jaxlab.mesh import host_devices_env
+
 CHILD = r"""
 import functools, json, sys
 import jax, numpy as np
@@ -66,9 +68,8 @@ def bench_config():
 
 def measure(devices: int, steps: int, repeats: int) -> dict:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(steps), str(repeats)], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(steps), str(repeats)], env=host_devices_env(devices, root),
+                          capture_output=True,
                           text=True, timeout=900)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])

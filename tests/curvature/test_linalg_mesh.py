@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from jaxlab.curvature import linalg
+from jaxlab.mesh import host_devices_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -54,11 +55,8 @@ print(json.dumps(out))
 
 
 def _run():
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300,
-                          cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=host_devices_env(2, ROOT), capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]), np.float64)
 

@@ -5,14 +5,14 @@ import os
 import subprocess
 import sys
 
+from jaxlab.mesh import host_devices_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def env(devices: int) -> dict:
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
-    return {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu",
-            "PYTHONPATH": os.pathsep.join([ROOT, HERE, os.environ.get("PYTHONPATH", "")])}
+    return host_devices_env(devices, ROOT, HERE)
 
 
 def run_script(script: str, devices: int = 8, timeout: int = 600):

@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 
+from jaxlab.mesh import host_devices_env
+
 SCRIPT = r"""
 import json, sys
 import jax
@@ -28,10 +30,8 @@ json.dump(out, sys.stdout)
 def test_four_host_devices_match_one():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join([root, here, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=host_devices_env(4, root, here), capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     four, one = out["four"], out["one"]
